@@ -1,0 +1,129 @@
+//! `pam-authy demo`: a sandbox, a temporary config and PAM service, and a real PAM
+//! conversation through libpam with the built module, for the current user.
+
+use authy_sandbox::{Sandbox, SandboxConfig};
+use pam_harness::{Items, Message, Reply};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const SERVICE: &str = "pam_authy_demo";
+
+/// Where a built or installed module is looked for, in order.
+pub fn find_module(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return path
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("libpam_authy.so"));
+        }
+    }
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu/security",
+        "/lib/x86_64-linux-gnu/security",
+        "/usr/lib64/security",
+    ] {
+        candidates.push(Path::new(dir).join("pam_authy.so"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| "pam_authy.so not found: run `cargo build` or pass --module PATH".to_owned())
+}
+
+fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn current_user() -> Result<String, String> {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .ok_or_else(|| "the current user has no passwd entry".to_owned())
+}
+
+pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
+    let module = find_module(module)?;
+    let user = current_user()?;
+    let mut key_bytes = [0u8; 16];
+    getrandom_key(&mut key_bytes);
+    let api_key: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let sandbox = Sandbox::start(SandboxConfig {
+        api_key: api_key.clone(),
+        ..SandboxConfig::default()
+    })
+    .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
+
+    let dir = tempfile::Builder::new()
+        .prefix("pam_authy_demo.")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())?;
+    let confdir = dir.path().join("pam.d");
+    std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
+    let ca = dir.path().join("ca.pem");
+    write_private(&ca, &sandbox.ca_pem(), 0o644)?;
+    let config = dir.path().join("pam_authy.toml");
+    let text = format!(
+        "# Written by `pam-authy demo`.\n[api]\nurl = \"{url}\"\napi_key = \"{api_key}\"\nca_file = \"{ca}\"\n\n[users]\n\"{user}\" = {authy_id}\n",
+        url = sandbox.url(),
+        ca = ca.display(),
+    );
+    write_private(&config, &text, 0o600)?;
+    let stack = format!(
+        "auth required {} config={}\naccount required pam_permit.so\n",
+        module.display(),
+        config.display()
+    );
+    write_private(&confdir.join(SERVICE), &stack, 0o644)?;
+
+    println!("pam_authy demo");
+    println!("  sandbox Authy API : {}", sandbox.url());
+    println!("  module            : {}", module.display());
+    println!("  config            : {}", config.display());
+    println!("  PAM user          : {user} -> Authy ID {authy_id}");
+    println!();
+
+    let items = Items {
+        rhost: Some("127.0.0.1".into()),
+        tty: Some("demo".into()),
+        ruser: None,
+    };
+    let mut responder = |message: &Message| -> Reply {
+        if message.style.is_prompt() {
+            let token = sandbox.current_token(authy_id).unwrap_or_default();
+            if auto {
+                println!("{}{token}   (answered automatically)", message.text);
+                return Reply::Text(token);
+            }
+            eprintln!("(sandbox) the Authy app of {user} shows: {token}");
+        } else if auto {
+            println!("{}", message.text);
+            return Reply::text("");
+        }
+        pam_harness::terminal_responder(message)
+    };
+    let result = pam_harness::authenticate(Some(&confdir), SERVICE, &user, &items, &mut responder)?;
+    println!();
+    println!("PAM result: {} ({})", result.name(), result.code);
+    if result.code == pam_harness::PAM_SUCCESS {
+        Ok(())
+    } else {
+        Err(format!("authentication ended with {}", result.name()))
+    }
+}
+
+fn getrandom_key(buffer: &mut [u8]) {
+    use std::io::Read;
+    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
+        let _ = urandom.read_exact(buffer);
+    }
+}

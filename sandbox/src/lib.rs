@@ -1,0 +1,321 @@
+//! `authy-sandbox`: a faithful local imitation of the Twilio Authy REST API over HTTPS, for
+//! pam_authy's tests and demo.
+//!
+//! Architecture: [`Sandbox::start`] prepares certificates (`tls`), opens the store (`store`,
+//! users persisted to an optional JSON state file), binds the HTTPS API listener and an
+//! optional plain-HTTP control listener on loopback, and runs one thread per connection
+//! (`server`). Each API request is read with strict size and time limits (`http`), recorded,
+//! routed and either answered by the Authy imitation (`api`, bodies in the documented shape
+//! and key order, built with the ordered writer in `json`) or by a fault a test installed.
+//! TOTP codes come from `otp`. Tests steer the sandbox in-process through the methods of
+//! [`Sandbox`]; scripts use the control interface (`control`), both going through the same
+//! operations (`ops`). Dropping the [`Sandbox`] stops everything and joins every thread.
+//!
+//! The reference for every body and status is `/work/shared/authy-api.md`; deliberate
+//! choices where it is silent are listed in `sandbox/README.md`.
+
+mod api;
+mod cli;
+mod clock;
+mod control;
+mod http;
+mod json;
+mod model;
+mod ops;
+mod otp;
+mod params;
+mod server;
+mod store;
+pub mod tls;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use cli::run_cli;
+pub use model::{ApprovalRecord, Fault, FaultScope, PushScenario, PushStatus, RecordedRequest};
+pub use tls::ServerCert;
+
+use server::{Kind, ListenerHandle, Settings, Shared};
+
+/// The API key a default configuration accepts.
+pub const DEFAULT_API_KEY: &str = "sandbox0123456789abcdef0123456789";
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The only key accepted (header `X-Authy-API-Key`, or legacy `?api_key=`). Not empty.
+    pub api_key: String,
+    /// Where the HTTPS API listens; default `127.0.0.1:0` (an ephemeral port).
+    pub listen: SocketAddr,
+    /// Where the plain-HTTP control interface listens; must be a loopback address. `None`
+    /// (the default) disables it.
+    pub control_listen: Option<SocketAddr>,
+    /// Users are loaded from and saved to this JSON file (atomically, mode 0600).
+    pub state_file: Option<PathBuf>,
+    /// Directory of `ca.pem`, `ca.key`, `server.pem`, `server.key`: loaded if present, written
+    /// if the directory is empty or missing. `None` keeps freshly generated ones in memory.
+    pub tls_dir: Option<PathBuf>,
+    /// Which certificate the API presents; anything but `Good` makes a trusting client fail.
+    pub server_cert: ServerCert,
+    /// Emulate the 2015 rack-protection path cleanup (unescape `%2e`/`%2f`, collapse `.` and
+    /// `..` segments) before routing, so `/verify/../sms/ID` reaches the SMS endpoint.
+    pub normalize_dot_segments: bool,
+    /// Digits of every TOTP code, 6..=8; default 7 like Authy's app tokens.
+    pub totp_digits: u32,
+    /// TOTP period in seconds; default 30.
+    pub totp_period_secs: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            api_key: DEFAULT_API_KEY.to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_listen: None,
+            state_file: None,
+            tls_dir: None,
+            server_cert: ServerCert::Good,
+            normalize_dot_segments: false,
+            totp_digits: 7,
+            totp_period_secs: 30,
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops accepting, closes every connection (hung ones
+/// included) and joins all its threads.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    listeners: Vec<ListenerHandle>,
+    addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
+    served_cert_pem: String,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("addr", &self.addr)
+            .field("control_addr", &self.control_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid_input(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// The address a client should use: a wildcard bind is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let mut a = addr;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
+impl Sandbox {
+    /// Prepares certificates and state, binds the listeners and starts serving.
+    pub fn start(config: SandboxConfig) -> io::Result<Sandbox> {
+        let otp = otp::OtpParams::validate(config.totp_digits, config.totp_period_secs)
+            .map_err(invalid_input)?;
+        if config.api_key.is_empty() {
+            return Err(invalid_input("api_key must not be empty"));
+        }
+        if let Some(c) = config.control_listen
+            && !c.ip().is_loopback()
+        {
+            // The control interface can mint users and read TOTP codes: never off-host.
+            return Err(invalid_input(format!(
+                "control_listen must be a loopback address, got {c}"
+            )));
+        }
+        let material = tls::prepare(config.tls_dir.as_deref(), config.server_cert)?;
+        let tls_config = tls::server_config(&material.served)?;
+        let store = store::Store::open(config.state_file.clone())?;
+
+        let api_listener = TcpListener::bind(config.listen)?;
+        let addr = reachable(api_listener.local_addr()?);
+        let control_listener = config.control_listen.map(TcpListener::bind).transpose()?;
+        let control_addr = match &control_listener {
+            Some(l) => Some(reachable(l.local_addr()?)),
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(
+            Settings {
+                api_key: config.api_key,
+                otp,
+                normalize: config.normalize_dot_segments,
+                api_url: format!("https://{addr}"),
+                control_url: control_addr.map(|a| format!("http://{a}")),
+                ca_pem: material.ca_pem,
+            },
+            store,
+            tls_config,
+        ));
+        // Build the handle first so that a failure to start the second listener still stops
+        // the first one (through Drop).
+        let mut sandbox = Sandbox {
+            shared: Arc::clone(&shared),
+            listeners: Vec::new(),
+            addr,
+            control_addr,
+            served_cert_pem: material.served.cert_pem,
+        };
+        sandbox
+            .listeners
+            .push(ListenerHandle::spawn(&shared, api_listener, Kind::Api)?);
+        if let Some(l) = control_listener {
+            sandbox
+                .listeners
+                .push(ListenerHandle::spawn(&shared, l, Kind::Control)?);
+        }
+        Ok(sandbox)
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.shared.api_url.clone()
+    }
+
+    /// The API listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the control interface, if enabled.
+    pub fn control_url(&self) -> Option<String> {
+        self.shared.control_url.clone()
+    }
+
+    /// The control listener's address, if enabled.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// PEM of the CA that signed the `Good` certificate: what a client must trust.
+    pub fn ca_pem(&self) -> String {
+        self.shared.ca_pem.clone()
+    }
+
+    /// PEM of the certificate actually presented (differs from a CA-signed one for the bad
+    /// `ServerCert` variants).
+    pub fn server_cert_pem(&self) -> String {
+        self.served_cert_pem.clone()
+    }
+
+    /// The accepted API key.
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    /// Adds a user like `users/new` does: the same cellphone (digits only are compared) and
+    /// country code give the same id; a new email is added to it. New users have the app
+    /// and are registered.
+    pub fn add_user(&self, email: &str, cellphone: &str, country_code: u32) -> u64 {
+        self.shared.add_user(email, cellphone, country_code)
+    }
+
+    /// Whether the user has the Authy app (default true): sms/call without `force=true` are
+    /// then "ignored".
+    pub fn set_user_has_app(&self, authy_id: u64, has_app: bool) {
+        self.shared.set_user_flags(authy_id, Some(has_app), None);
+    }
+
+    /// Whether the user finished registration (default true). Verify *without* `force=true`
+    /// for an unregistered user answers 200 valid for any all-digit token, the documented
+    /// legacy behaviour a module must defeat by always sending `force=true`.
+    pub fn set_user_registered(&self, authy_id: u64, registered: bool) {
+        self.shared.set_user_flags(authy_id, None, Some(registered));
+    }
+
+    /// The user's raw TOTP secret.
+    pub fn totp_secret(&self, authy_id: u64) -> Option<Vec<u8>> {
+        self.shared.user(authy_id).map(|u| u.secret)
+    }
+
+    /// The user's code at `unix_time` (use this rather than sleeping across a step).
+    pub fn token_at(&self, authy_id: u64, unix_time: u64) -> Option<String> {
+        self.shared.token_at(authy_id, unix_time)
+    }
+
+    /// The user's code now (by the sandbox clock); also what sms/call "send".
+    pub fn current_token(&self, authy_id: u64) -> Option<String> {
+        self.shared.current_token(authy_id)
+    }
+
+    /// Freezes the clock that verify, sms/call and `current_token` use at `unix_time`
+    /// (`None` returns to real time), so tests of the ±1-step window and of replay are exact
+    /// instead of racing a step boundary. Approval expiry keeps using real elapsed time.
+    pub fn set_clock(&self, unix_time: Option<u64>) {
+        self.shared.set_clock(unix_time);
+    }
+
+    /// The Unix time the sandbox's TOTP checks use now.
+    pub fn now_unix(&self) -> u64 {
+        self.shared.now()
+    }
+
+    /// Installs a fault until cleared; `None` clears the scope's fault.
+    pub fn set_fault(&self, scope: FaultScope, fault: Option<Fault>) {
+        self.shared.set_fault(scope, fault, None);
+    }
+
+    /// Installs a fault for the next `times` matching requests only (then it clears itself),
+    /// for retry tests.
+    pub fn set_fault_times(&self, scope: FaultScope, fault: Fault, times: u32) {
+        self.shared.set_fault(scope, Some(fault), Some(times));
+    }
+
+    /// Turns the SMS add-on on or off (off: sms answers 503 60007).
+    pub fn set_sms_enabled(&self, on: bool) {
+        self.shared.set_sms_enabled(on);
+    }
+
+    /// Turns the calls add-on on or off (off: call answers 503 60006).
+    pub fn set_calls_enabled(&self, on: bool) {
+        self.shared.set_calls_enabled(on);
+    }
+
+    /// How approval requests in `scope` progress (evaluated at each poll, so it may be set
+    /// before or after the request is created).
+    pub fn set_push_scenario(&self, scope: FaultScope, scenario: PushScenario) {
+        self.shared.set_push_scenario(scope, scenario);
+    }
+
+    /// Sets an approval request's status now. False if the uuid is unknown, or if the
+    /// owner's scenario is `Never` (which ignores decisions).
+    pub fn decide_push(&self, uuid: &str, status: PushStatus) -> bool {
+        self.shared.decide_push(uuid, status)
+    }
+
+    /// Every approval request created so far, oldest first (expiry applied).
+    pub fn approval_requests(&self) -> Vec<ApprovalRecord> {
+        self.shared.approval_requests()
+    }
+
+    /// Every API request received so far, oldest first (the last 10 000 are kept).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.clear_requests();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shared.begin_stop();
+        for l in &mut self.listeners {
+            l.stop();
+        }
+        self.shared.close_connections();
+    }
+}

@@ -1,0 +1,70 @@
+//! Typed failures of an Authy API call.
+//!
+//! The split matters for security: only `Unreachable` may lead to the offline fallback or
+//! to failmode `safe`. A TLS failure, a bad key, a refusal or a reply we cannot trust
+//! always fails closed.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// DNS failure, connection refused or reset, timeout, or HTTP 5xx.
+    Unreachable(String),
+    /// The TLS handshake or the server certificate failed verification.
+    Tls(String),
+    /// HTTP 401 with error 60001: the configured API key is wrong.
+    BadApiKey,
+    /// A well-formed Authy error other than the ones above (404 user not found, 429...).
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// A reply that is not what the API documents: wrong status, shape, type or size.
+    Protocol(String),
+}
+
+impl ApiError {
+    /// True only for failures that mean "the API could not be reached".
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ApiError::Unreachable(_))
+    }
+
+    /// A short stable word for syslog.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Unreachable(_) => "unreachable",
+            ApiError::Tls(_) => "tls",
+            ApiError::BadApiKey => "bad_api_key",
+            ApiError::Rejected { .. } => "rejected",
+            ApiError::Protocol(_) => "protocol",
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Unreachable(why) => write!(f, "API unreachable: {why}"),
+            ApiError::Tls(why) => write!(f, "TLS failure: {why}"),
+            ApiError::BadApiKey => f.write_str("the API rejected the API key (60001)"),
+            ApiError::Rejected {
+                status,
+                code,
+                message,
+            } => {
+                write!(f, "API refused: HTTP {status}")?;
+                if let Some(code) = code {
+                    write!(f, " error {code}")?;
+                }
+                if !message.is_empty() {
+                    write!(f, " ({message})")?;
+                }
+                Ok(())
+            }
+            ApiError::Protocol(why) => write!(f, "unexpected API reply: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}

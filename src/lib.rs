@@ -1,0 +1,27 @@
+//! pam_authy: an Authy second factor for PAM (sshd, sudo, su, login...).
+//!
+//! Architecture: `pam` is the only file that touches C. It collects the PAM items, adapts
+//! the conversation and turns the core's `Outcome` into a PAM code in one match. Everything
+//! that decides is plain Rust that tests drive with doubles:
+//!
+//! - `config`: the TOML file and module arguments -> one validated `Config` (fails closed).
+//! - `secure_fs`: StrictModes-style, race-free opening of root-owned files.
+//! - `users`: PAM user -> canonical account -> Authy ID, groups, unmapped-user policy.
+//! - `authy`: the API as a trait, its strict reply parser and the HTTPS client.
+//! - `flow`: the authentication state machine over Conversation, AuthyApi and Clock.
+//! - `log`: one syslog line (authpriv) per decision, never a secret.
+//! - `secret`, `sanitize`: zeroed, redacted secrets; escape-free untrusted text.
+//!
+//! The admin CLI (`cli/`) and the sandbox (`sandbox/`) reuse these types, so what
+//! `pam-authy check` reports is what the module will do.
+
+pub mod authy;
+pub mod clock;
+pub mod config;
+pub mod flow;
+pub mod log;
+mod pam;
+pub mod sanitize;
+pub mod secret;
+pub mod secure_fs;
+pub mod users;

@@ -1,0 +1,262 @@
+//! The only file that touches C: the `pam_sm_*` entry points (through pamsm), the PAM items,
+//! the conversation, and the one match that turns an `Outcome` into a PAM code.
+//!
+//! Every hook body runs inside `catch_unwind`, so a panic becomes PAM_SERVICE_ERR instead of
+//! unwinding into sshd or sudo. Replies from the conversation are copied into a `Secret`,
+//! then zeroed and freed here: pamsm's own `conv` leaks them, so it is not used.
+
+use crate::authy::{AuthyApi, AuthyClient};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
+use crate::log::{Log, Syslog};
+use crate::sanitize;
+use crate::secret::Secret;
+use crate::users::SystemAccounts;
+use pamsm::{Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+const PAM_SUCCESS: c_int = 0;
+const PAM_CONV: c_int = 5;
+const PAM_TTY: c_int = 3;
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
+/// Longer replies are not tokens; they are refused (and still wiped).
+const MAX_REPLY_BYTES: usize = 512;
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+type ConvCallback = unsafe extern "C" fn(
+    c_int,
+    *mut *const PamMessage,
+    *mut *mut PamResponse,
+    *mut c_void,
+) -> c_int;
+
+#[repr(C)]
+struct PamConv {
+    conv: Option<ConvCallback>,
+    appdata_ptr: *mut c_void,
+}
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    fn pam_get_item(pamh: *const c_void, item_type: c_int, item: *mut *const c_void) -> c_int;
+}
+
+struct PamAuthy;
+
+pam_module!(PamAuthy);
+
+impl PamServiceModule for PamAuthy {
+    fn authenticate(pamh: Pam, _flags: PamFlags, args: Vec<String>) -> PamError {
+        guarded(|| authenticate(&pamh, &args))
+    }
+
+    /// sshd and sudo call pam_setcred after a successful authentication; there are no
+    /// credentials to set.
+    fn setcred(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::SUCCESS
+    }
+
+    fn acct_mgmt(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::IGNORE
+    }
+
+    fn open_session(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::IGNORE
+    }
+
+    fn close_session(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::IGNORE
+    }
+
+    fn chauthtok(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::IGNORE
+    }
+}
+
+fn guarded(hook: impl FnOnce() -> PamError) -> PamError {
+    catch_unwind(AssertUnwindSafe(hook)).unwrap_or(PamError::SERVICE_ERR)
+}
+
+/// The one place where outcomes become PAM codes.
+fn pam_code(outcome: Outcome) -> PamError {
+    match outcome {
+        Outcome::Verified(_) | Outcome::FailSafe => PamError::SUCCESS,
+        Outcome::Exempt => PamError::IGNORE,
+        Outcome::UnknownUser => PamError::USER_UNKNOWN,
+        Outcome::Denied => PamError::AUTH_ERR,
+        Outcome::MaxTries => PamError::MAXTRIES,
+        Outcome::Unavailable => PamError::AUTHINFO_UNAVAIL,
+        Outcome::ServiceError => PamError::SERVICE_ERR,
+        Outcome::ConversationError => PamError::CONV_ERR,
+    }
+}
+
+fn raw_handle(pamh: &Pam) -> *const c_void {
+    // SAFETY: `Pam` is `#[repr(transparent)]` over the `pam_handle_t *` libpam passed in.
+    unsafe { *(pamh as *const Pam as *const *const c_void) }
+}
+
+fn text_item(item: Result<Option<&CStr>, PamError>) -> Option<String> {
+    item.ok()
+        .flatten()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn tty_item(handle: *const c_void) -> Option<String> {
+    let mut item: *const c_void = std::ptr::null();
+    // SAFETY: a valid handle from libpam and an out-pointer; libpam owns the returned string.
+    let rc = unsafe { pam_get_item(handle, PAM_TTY, &mut item) };
+    if rc != PAM_SUCCESS || item.is_null() {
+        return None;
+    }
+    // SAFETY: PAM_TTY is a NUL-terminated string owned by libpam for the handle's lifetime.
+    let tty = unsafe { CStr::from_ptr(item as *const c_char) };
+    Some(tty.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+}
+
+fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
+    let debug = args.iter().any(|a| a == "debug");
+    let log = Syslog { debug };
+    let user = match pamh.get_user(None) {
+        Ok(Some(user)) => match user.to_str() {
+            Ok(user) => user.to_owned(),
+            Err(_) => return PamError::USER_UNKNOWN,
+        },
+        Ok(None) => return PamError::USER_UNKNOWN,
+        // Never let an error code that means "go on" escape from an error path.
+        Err(PamError::SUCCESS | PamError::IGNORE) => return PamError::SERVICE_ERR,
+        Err(error) => return error,
+    };
+    let handle = raw_handle(pamh);
+    let login = Login {
+        user,
+        service: text_item(pamh.get_service()).unwrap_or_default(),
+        rhost: text_item(pamh.get_rhost()),
+        tty: tty_item(handle),
+        ruser: text_item(pamh.get_ruser()),
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        command: None,
+    };
+    let mut conversation = PamConversation { handle };
+    let clock = SystemClock::new();
+    let connect = |config: &Config| -> Result<Box<dyn AuthyApi>, crate::authy::ApiError> {
+        AuthyClient::new(&config.api).map(|client| Box::new(client) as Box<dyn AuthyApi>)
+    };
+    let mut deps = Deps {
+        conversation: &mut conversation,
+        connect: &connect,
+        clock: &clock,
+        accounts: &SystemAccounts,
+        log: &log,
+    };
+    let decision = flow::run(args, &login, &mut deps);
+    log.log(decision.log_level(), &decision.log_line(&login));
+    pam_code(decision.outcome)
+}
+
+/// The application's conversation function, called one message at a time.
+struct PamConversation {
+    handle: *const c_void,
+}
+
+impl PamConversation {
+    fn send(&mut self, style: c_int, text: &str) -> Result<Option<Secret>, ConvError> {
+        let text = CString::new(sanitize::display_text(text, 512)).map_err(|_| ConvError)?;
+        let mut item: *const c_void = std::ptr::null();
+        // SAFETY: a valid handle and an out-pointer; PAM_CONV points to a `struct pam_conv`.
+        let rc = unsafe { pam_get_item(self.handle, PAM_CONV, &mut item) };
+        if rc != PAM_SUCCESS || item.is_null() {
+            return Err(ConvError);
+        }
+        // SAFETY: libpam stores a `struct pam_conv` for PAM_CONV; we only read it.
+        let conv = unsafe { &*(item as *const PamConv) };
+        let callback = conv.conv.ok_or(ConvError)?;
+        let message = PamMessage {
+            msg_style: style,
+            msg: text.as_ptr(),
+        };
+        let mut message_ptr: *const PamMessage = &message;
+        let mut response: *mut PamResponse = std::ptr::null_mut();
+        // SAFETY: one message, valid for the call; the callback allocates `response` with
+        // malloc (the PAM contract) and `take_response` frees it.
+        let rc = unsafe { callback(1, &mut message_ptr, &mut response, conv.appdata_ptr) };
+        // SAFETY: `response` is null or the array the callback allocated for one message.
+        let reply = unsafe { take_response(response) };
+        if rc != PAM_SUCCESS {
+            return Err(ConvError);
+        }
+        Ok(reply)
+    }
+}
+
+/// Copies the reply out, then zeroes and frees everything the application allocated.
+///
+/// # Safety
+/// `response` must be null or point to one `pam_response` allocated with malloc whose `resp`
+/// is null or a malloc'ed NUL-terminated string.
+unsafe fn take_response(response: *mut PamResponse) -> Option<Secret> {
+    if response.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, allocated by the application for one message (caller's contract).
+    let text = unsafe { (*response).resp };
+    let reply = if text.is_null() {
+        None
+    } else {
+        // SAFETY: a NUL-terminated string (caller's contract); we wipe it before freeing.
+        let bytes = unsafe {
+            let len = libc::strlen(text);
+            std::slice::from_raw_parts_mut(text as *mut u8, len)
+        };
+        let copy = if bytes.len() <= MAX_REPLY_BYTES {
+            Secret::new(String::from_utf8(bytes.to_vec()).unwrap_or_default())
+        } else {
+            Secret::default()
+        };
+        zeroize::Zeroize::zeroize(bytes);
+        // SAFETY: allocated with malloc by the application, not used after this.
+        unsafe { libc::free(text as *mut c_void) };
+        Some(copy)
+    };
+    // SAFETY: the array itself, allocated with malloc by the application.
+    unsafe { libc::free(response as *mut c_void) };
+    reply
+}
+
+impl Conversation for PamConversation {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
+        let style = if echo {
+            PAM_PROMPT_ECHO_ON
+        } else {
+            PAM_PROMPT_ECHO_OFF
+        };
+        self.send(style, text)?.ok_or(ConvError)
+    }
+
+    fn info(&mut self, text: &str) -> Result<(), ConvError> {
+        self.send(PAM_TEXT_INFO, text).map(|_| ())
+    }
+
+    fn error(&mut self, text: &str) -> Result<(), ConvError> {
+        self.send(PAM_ERROR_MSG, text).map(|_| ())
+    }
+}

@@ -1,0 +1,196 @@
+//! Shared support for the integration tests: locate the built module, give each test its
+//! own private directory with a confdir, a config file and a state dir, start the sandbox,
+//! and run `pam_authenticate` through real libpam.
+#![allow(dead_code)]
+
+use authy_sandbox::{Sandbox, SandboxConfig};
+use pam_harness::{AuthResult, Items, Message, Reply};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The cdylib built by this very `cargo test` run (deps/) or by `cargo build` (uplifted).
+pub fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    for candidate in [
+        deps.join("libpam_authy.so"),
+        deps.join("../libpam_authy.so"),
+    ] {
+        if candidate.exists() {
+            return candidate.canonicalize().expect("canonical module path");
+        }
+    }
+    panic!(
+        "libpam_authy.so not found next to {}: run `cargo build` first",
+        exe.display()
+    );
+}
+
+/// The user running the tests; it exists in NSS, which the module requires.
+pub fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("getpwuid")
+        .expect("current user has a passwd entry")
+        .name
+}
+
+/// An account that exists on every Debian system and is never mapped by the tests.
+pub const UNMAPPED_USER: &str = "daemon";
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A private directory (0700) with `pam.d/`, `state/`, and the files a test writes.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        set_mode(dir.path(), 0o700);
+        std::fs::create_dir(dir.path().join("pam.d")).expect("mkdir pam.d");
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn confdir(&self) -> PathBuf {
+        self.path().join("pam.d")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("pam_authy.toml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    /// Writes a file with the given mode.
+    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        set_mode(&path, mode);
+        path
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        self.write("pam_authy.toml", text, 0o600)
+    }
+
+    /// Writes `pam.d/<service>`: our module (with `args`) as the only auth module.
+    pub fn service(&self, service: &str, args: &str) {
+        let text = format!(
+            "auth required {} config={} {args}\naccount required pam_permit.so\n",
+            module_path().display(),
+            self.config_path().display()
+        );
+        std::fs::write(self.confdir().join(service), text).expect("write service");
+    }
+
+    /// Writes `pam.d/<service>` whose result is PAM_SUCCESS exactly when our module returns
+    /// PAM_IGNORE (a stack of IGNOREs alone would end in PAM_PERM_DENIED), and our module's
+    /// own code otherwise.
+    pub fn ignore_probe_service(&self, service: &str) {
+        let text = format!(
+            "auth [ignore=ignore default=die] {} config={}\nauth required pam_permit.so\n",
+            module_path().display(),
+            self.config_path().display()
+        );
+        std::fs::write(self.confdir().join(service), text).expect("write service");
+    }
+
+    pub fn authenticate(
+        &self,
+        service: &str,
+        user: &str,
+        responder: &mut dyn FnMut(&Message) -> Reply,
+    ) -> AuthResult {
+        let items = Items {
+            rhost: Some("192.0.2.10".into()),
+            tty: Some("ssh".into()),
+            ruser: None,
+        };
+        self.authenticate_with(service, user, &items, responder)
+    }
+
+    pub fn authenticate_with(
+        &self,
+        service: &str,
+        user: &str,
+        items: &Items,
+        responder: &mut dyn FnMut(&Message) -> Reply,
+    ) -> AuthResult {
+        pam_harness::authenticate(Some(&self.confdir()), service, user, items, responder)
+            .expect("pam_start")
+    }
+}
+
+pub const API_KEY: &str = "sandbox-test-key-0123456789";
+
+/// A sandbox on an ephemeral loopback port, with one user.
+pub fn sandbox() -> (Sandbox, u64) {
+    sandbox_with(SandboxConfig {
+        api_key: API_KEY.into(),
+        ..SandboxConfig::default()
+    })
+}
+
+pub fn sandbox_with(config: SandboxConfig) -> (Sandbox, u64) {
+    let sandbox = Sandbox::start(config).expect("start sandbox");
+    let id = sandbox.add_user("user@example.org", "555-123-4567", 1);
+    (sandbox, id)
+}
+
+/// A config that trusts the sandbox CA, maps `user` to `authy_id`, plus extra TOML.
+pub fn config_for(dir: &TestDir, sandbox: &Sandbox, mapping: &str, extra: &str) -> String {
+    let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
+    format!(
+        "[api]\nurl = \"{url}\"\napi_key = \"{key}\"\nca_file = \"{ca}\"\ntimeout_secs = 5\n\n{extra}\n\n[users]\n{mapping}\n",
+        url = sandbox.url(),
+        key = sandbox.api_key(),
+        ca = ca.display(),
+    )
+}
+
+/// Answers every prompt with the sandbox's current token for `id`.
+pub fn answer_with_token<'a>(sandbox: &'a Sandbox, id: u64) -> impl FnMut(&Message) -> Reply + 'a {
+    move |message: &Message| {
+        if message.style.is_prompt() {
+            Reply::Text(sandbox.current_token(id).expect("token"))
+        } else {
+            Reply::text("")
+        }
+    }
+}
+
+/// Answers the prompts in order with the given texts; info/error messages get "".
+pub fn answers(texts: &[&str]) -> impl FnMut(&Message) -> Reply {
+    let mut queue: std::collections::VecDeque<String> =
+        texts.iter().map(|s| s.to_string()).collect();
+    move |message: &Message| {
+        if message.style.is_prompt() {
+            Reply::Text(
+                queue
+                    .pop_front()
+                    .unwrap_or_else(|| panic!("unexpected prompt {:?}", message.text)),
+            )
+        } else {
+            Reply::text("")
+        }
+    }
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
