@@ -125,11 +125,10 @@ impl Decision {
             ("outcome", self.outcome.word()),
             ("reason", self.reason.as_str()),
         ];
-        if let Some(account) = &self.account {
-            if account != &login.user {
+        if let Some(account) = &self.account
+            && account != &login.user {
                 fields.push(("account", account));
             }
-        }
         if self.authy_id.is_some() {
             fields.push(("authy_id", &authy_id));
         }

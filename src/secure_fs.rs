@@ -164,8 +164,8 @@ fn check_strict(path: &Path, stat: &FileStat) -> Result<(), FileError> {
 
 /// Distinguishes "a symlink is in the way" from other open failures, for a clear message.
 fn explain_open_failure(parent: &OwnedFd, name: &Path, path: &Path, errno: Errno) -> FileError {
-    if matches!(errno, Errno::ELOOP | Errno::ENOTDIR | Errno::EMLINK) {
-        if let Ok(stat) = nix::sys::stat::fstatat(
+    if matches!(errno, Errno::ELOOP | Errno::ENOTDIR | Errno::EMLINK)
+        && let Ok(stat) = nix::sys::stat::fstatat(
             parent.as_fd(),
             name,
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
@@ -178,7 +178,6 @@ fn explain_open_failure(parent: &OwnedFd, name: &Path, path: &Path, errno: Errno
                 return FileError::NotDirectory(path.to_path_buf());
             }
         }
-    }
     io_error(path, errno)
 }
 

@@ -16,11 +16,10 @@ pub fn find_module(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
             .map_err(|e| format!("{}: {e}", path.display()));
     }
     let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent() {
             candidates.push(dir.join("libpam_authy.so"));
         }
-    }
     for dir in [
         "/usr/lib/x86_64-linux-gnu/security",
         "/lib/x86_64-linux-gnu/security",

@@ -48,15 +48,14 @@ fn tls_config(
     use_system_bundle: bool,
 ) -> Result<rustls::ClientConfig, ApiError> {
     let mut roots = rustls::RootCertStore::empty();
-    if use_system_bundle {
-        if let Some(bundle) = SYSTEM_CA_BUNDLES
+    if use_system_bundle
+        && let Some(bundle) = SYSTEM_CA_BUNDLES
             .iter()
             .find_map(|path| std::fs::read(path).ok())
         {
             let certs = CertificateDer::pem_slice_iter(&bundle).filter_map(Result::ok);
             roots.add_parsable_certificates(certs);
         }
-    }
     if let Some(pem) = extra_ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert =
@@ -291,11 +290,9 @@ fn tls_error_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(inner) = error
         .downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
-    {
-        if let Some(found) = tls_error_in(inner) {
+        && let Some(found) = tls_error_in(inner) {
             return Some(found);
         }
-    }
     error.source().and_then(tls_error_in)
 }
 
