@@ -6,13 +6,17 @@
 //! layers) an approved push or a locally verified offline code. Every other path, including
 //! every error, ends in an outcome that `pam.rs` maps to a PAM error code.
 
-use crate::authy::{ApiError, AuthyApi, Token, TokenVerdict};
+use crate::authy::{
+    ApiError, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, Token, TokenVerdict,
+};
 use crate::clock::Clock;
-use crate::config::{AuthyId, Config, ConfigError, FailMode, ModuleArgs};
+use crate::config::{AuthyId, Config, ConfigError, FailMode, Method, ModuleArgs};
+use crate::context;
 use crate::log::{Level, Log, format_fields};
 use crate::secret::Secret;
 use crate::users::{AccountDb, Subject, SubjectError, resolve};
 use std::fmt;
+use std::time::Duration;
 
 /// The application's side of the PAM conversation.
 pub trait Conversation {
@@ -66,6 +70,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Factor {
     Token,
+    Push,
 }
 
 impl Outcome {
@@ -88,6 +93,7 @@ impl fmt::Display for Factor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Factor::Token => "token",
+            Factor::Push => "push",
         })
     }
 }
@@ -126,9 +132,10 @@ impl Decision {
             ("reason", self.reason.as_str()),
         ];
         if let Some(account) = &self.account
-            && account != &login.user {
-                fields.push(("account", account));
-            }
+            && account != &login.user
+        {
+            fields.push(("account", account));
+        }
         if self.authy_id.is_some() {
             fields.push(("authy_id", &authy_id));
         }
@@ -161,13 +168,24 @@ pub struct Deps<'a> {
     pub log: &'a dyn Log,
 }
 
-pub const TOKEN_PROMPT: &str = "Authy token: ";
+pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
+/// Under sshd an info message waits for the next prompt, so the push notice is a prompt.
+pub const PUSH_PROMPT: &str =
+    "Authy push sent: approve it on your phone, then press Enter (or type a token): ";
+/// Channel requests (push, sms, call) one authentication may make.
+pub const MAX_CHANNEL_REQUESTS: u32 = 3;
+/// How often a waiting push tells the user (and so learns whether the application is still
+/// there, e.g. after Ctrl-C): a quarter of the timeout, between 1 and 15 seconds.
+fn push_notice_every(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15))
+}
 
 /// Loads the configuration named by the module arguments, then authenticates.
 pub fn run(args: &[String], login: &Login, deps: &mut Deps<'_>) -> Decision {
-    let config = ModuleArgs::parse(args).and_then(|args| Config::load(&args.config_path));
-    match config {
-        Ok(config) => authenticate(&config, login, deps),
+    let loaded =
+        ModuleArgs::parse(args).and_then(|args| Config::load(&args.config_path).map(|c| (args, c)));
+    match loaded {
+        Ok((args, config)) => authenticate(&config, &args, login, deps),
         Err(error) => config_error(&error),
     }
 }
@@ -177,7 +195,12 @@ fn config_error(error: &ConfigError) -> Decision {
 }
 
 /// Authenticates `login` under `config`.
-pub fn authenticate(config: &Config, login: &Login, deps: &mut Deps<'_>) -> Decision {
+pub fn authenticate(
+    config: &Config,
+    args: &ModuleArgs,
+    login: &Login,
+    deps: &mut Deps<'_>,
+) -> Decision {
     let subject = match resolve(config, deps.accounts, &login.user) {
         Ok(subject) => subject,
         Err(error @ SubjectError::MissingGroup(_)) => {
@@ -211,7 +234,18 @@ pub fn authenticate(config: &Config, login: &Login, deps: &mut Deps<'_>) -> Deci
         Subject::NoSuchAccount => return Decision::new(Outcome::UnknownUser, "no_such_account"),
     };
     let mut decision = match (deps.connect)(config) {
-        Ok(api) => prompt_loop(config, entry.authy_id, api.as_ref(), deps),
+        Ok(api) => {
+            let mut session = Session {
+                config,
+                login,
+                authy_id: entry.authy_id,
+                api: api.as_ref(),
+                deps,
+                tries: 0,
+                channel_requests: 0,
+            };
+            session.run(args.method.unwrap_or(config.auth.method))
+        }
         Err(error) => api_failure(config, &error),
     };
     decision.account = Some(account);
@@ -219,84 +253,355 @@ pub fn authenticate(config: &Config, login: &Login, deps: &mut Deps<'_>) -> Deci
     decision
 }
 
-/// Asks for a token until one verifies or `max_tries` answers were wrong.
-fn prompt_loop(
-    config: &Config,
-    authy_id: AuthyId,
-    api: &dyn AuthyApi,
-    deps: &mut Deps<'_>,
-) -> Decision {
-    let max_tries = config.auth.max_tries;
-    for attempt in 1..=max_tries {
-        let answer = match deps.conversation.prompt(TOKEN_PROMPT, false) {
-            Ok(answer) => answer,
-            Err(ConvError) => {
-                return Decision {
-                    tries: attempt - 1,
-                    ..Decision::new(Outcome::ConversationError, "conversation")
-                };
-            }
-        };
-        let last = attempt == max_tries;
-        let Some(token) = Token::parse(answer.expose()) else {
-            if tell(
-                deps,
-                last,
-                "Invalid token: type the 6 to 8 digits shown by Authy.",
-            )
-            .is_err()
-            {
-                return Decision {
-                    tries: attempt,
-                    ..Decision::new(Outcome::ConversationError, "conversation")
-                };
-            }
-            continue;
-        };
-        match api.verify_token(authy_id, &token) {
-            Ok(TokenVerdict::Valid) => {
-                return Decision {
-                    tries: attempt,
-                    ..Decision::new(Outcome::Verified(Factor::Token), "token_valid")
-                };
-            }
-            Ok(verdict @ (TokenVerdict::Invalid | TokenVerdict::Reused)) => {
-                deps.log.log(
-                    Level::Debug,
-                    &format!("authy_id={authy_id} verdict={verdict:?}"),
-                );
-                let text = if verdict == TokenVerdict::Reused {
-                    "That token was already used; wait for the next one."
-                } else {
-                    "Wrong token."
-                };
-                if tell(deps, last, text).is_err() {
-                    return Decision {
-                        tries: attempt,
-                        ..Decision::new(Outcome::ConversationError, "conversation")
-                    };
-                }
-            }
-            Err(error) => {
-                return Decision {
-                    tries: attempt,
-                    ..api_failure(config, &error)
-                };
-            }
-        }
-    }
-    Decision {
-        tries: max_tries,
-        ..Decision::new(Outcome::MaxTries, "too_many_wrong_tokens")
+/// What the user typed at the token prompt.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Token(Token),
+    Push,
+    Channel(Channel),
+    /// Empty, malformed, too long: a failed try that never reaches the network.
+    Invalid,
+}
+
+fn parse_answer(text: &str) -> Answer {
+    let word = text.trim_matches(|c: char| c == ' ' || c == '\t');
+    if word.eq_ignore_ascii_case("push") {
+        Answer::Push
+    } else if word.eq_ignore_ascii_case("sms") {
+        Answer::Channel(Channel::Sms)
+    } else if word.eq_ignore_ascii_case("call") {
+        Answer::Channel(Channel::Call)
+    } else {
+        Token::parse(word).map_or(Answer::Invalid, Answer::Token)
     }
 }
 
-/// Shows an error message, unless it was the last try (the application reports that).
-fn tell(deps: &mut Deps<'_>, last: bool, text: &str) -> Result<(), ConvError> {
-    if last {
+/// How a push ended.
+enum PushEnd {
+    Approved,
+    /// Denied, expired or not answered in time: the user may still type a token.
+    NotApproved(&'static str),
+    /// The user typed something at the push prompt instead of pressing Enter.
+    Typed(Secret),
+    /// Could not be sent: the user may still type a token.
+    NotSent,
+    /// A result that ends the authentication.
+    Final(Decision),
+}
+
+/// One authentication of a mapped user: the prompt loop and its channels.
+struct Session<'s, 'd> {
+    config: &'s Config,
+    login: &'s Login,
+    authy_id: AuthyId,
+    api: &'s dyn AuthyApi,
+    deps: &'s mut Deps<'d>,
+    /// Failed tries so far: wrong or malformed tokens, denied or expired pushes.
+    tries: u32,
+    channel_requests: u32,
+}
+
+impl Session<'_, '_> {
+    fn decision(&self, outcome: Outcome, reason: impl Into<String>) -> Decision {
+        Decision {
+            tries: self.tries,
+            ..Decision::new(outcome, reason)
+        }
+    }
+
+    fn conversation_failed(&self) -> Decision {
+        self.decision(Outcome::ConversationError, "conversation")
+    }
+
+    fn tries_left(&self) -> bool {
+        self.tries < self.config.auth.max_tries
+    }
+
+    /// A failed try: say so unless it was the last one (the application reports that).
+    fn failed_try(&mut self, text: &str) -> Result<(), Decision> {
+        self.tries += 1;
+        if self.tries_left() {
+            self.deps
+                .conversation
+                .error(text)
+                .map_err(|ConvError| self.conversation_failed())?;
+        }
         Ok(())
-    } else {
-        deps.conversation.error(text)
+    }
+
+    fn run(&mut self, method: Method) -> Decision {
+        match self.first_step(method) {
+            Ok(Some(typed)) => self.handle_typed(typed),
+            Ok(None) => self.prompt_loop(),
+            Err(decision) => decision,
+        }
+    }
+
+    /// What `method` does before the first prompt; may hand over text the user typed.
+    fn first_step(&mut self, method: Method) -> Result<Option<Secret>, Decision> {
+        match method {
+            Method::Prompt => Ok(None),
+            Method::Sms => self.request_channel(Channel::Sms).map(|()| None),
+            Method::Call => self.request_channel(Channel::Call).map(|()| None),
+            Method::Push => match self.push() {
+                PushEnd::Approved => {
+                    Err(self.decision(Outcome::Verified(Factor::Push), "push_approved"))
+                }
+                PushEnd::Final(decision) => Err(decision),
+                PushEnd::Typed(text) => Ok(Some(text)),
+                PushEnd::NotSent => Ok(None),
+                PushEnd::NotApproved(why) => {
+                    self.failed_try(why)?;
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    fn handle_typed(&mut self, typed: Secret) -> Decision {
+        match self.answer(&typed) {
+            Ok(Some(decision)) => decision,
+            Ok(None) => self.prompt_loop(),
+            Err(decision) => decision,
+        }
+    }
+
+    fn prompt_loop(&mut self) -> Decision {
+        while self.tries_left() {
+            let text = match self.deps.conversation.prompt(TOKEN_PROMPT, false) {
+                Ok(text) => text,
+                Err(ConvError) => return self.conversation_failed(),
+            };
+            match self.answer(&text) {
+                Ok(Some(decision)) | Err(decision) => return decision,
+                Ok(None) => {}
+            }
+        }
+        self.decision(Outcome::MaxTries, "too_many_failed_tries")
+    }
+
+    /// Acts on one answer. Ok(None): keep prompting.
+    fn answer(&mut self, text: &Secret) -> Result<Option<Decision>, Decision> {
+        match parse_answer(text.expose()) {
+            Answer::Invalid => {
+                self.failed_try(
+                    "Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call.",
+                )?;
+                Ok(None)
+            }
+            Answer::Channel(channel) => self.request_channel(channel).map(|()| None),
+            Answer::Push => match self.push() {
+                PushEnd::Approved => Ok(Some(
+                    self.decision(Outcome::Verified(Factor::Push), "push_approved"),
+                )),
+                PushEnd::Final(decision) => Err(decision),
+                PushEnd::Typed(text) => self.answer(&text),
+                PushEnd::NotSent => Ok(None),
+                PushEnd::NotApproved(why) => {
+                    self.failed_try(why)?;
+                    Ok(None)
+                }
+            },
+            Answer::Token(token) => self.verify(&token),
+        }
+    }
+
+    fn verify(&mut self, token: &Token) -> Result<Option<Decision>, Decision> {
+        match self.api.verify_token(self.authy_id, token) {
+            Ok(TokenVerdict::Valid) => {
+                self.tries += 1;
+                Ok(Some(
+                    self.decision(Outcome::Verified(Factor::Token), "token_valid"),
+                ))
+            }
+            Ok(TokenVerdict::Reused) => {
+                self.failed_try("That token was already used; wait for the next one.")?;
+                Ok(None)
+            }
+            Ok(TokenVerdict::Invalid) => {
+                self.failed_try("Wrong token.")?;
+                Ok(None)
+            }
+            Err(error) => {
+                self.tries += 1;
+                Err(Decision {
+                    tries: self.tries,
+                    ..api_failure(self.config, &error)
+                })
+            }
+        }
+    }
+
+    /// Takes one of the bounded channel requests, or says there are none left.
+    fn take_channel_request(&mut self) -> Result<bool, Decision> {
+        if self.channel_requests >= MAX_CHANNEL_REQUESTS {
+            self.deps
+                .conversation
+                .error("No more push, SMS or call requests for this login; type a token.")
+                .map_err(|ConvError| self.conversation_failed())?;
+            return Ok(false);
+        }
+        self.channel_requests += 1;
+        Ok(true)
+    }
+
+    /// Asks the API to send a token by SMS or call. Failing to send is not a failed try and
+    /// never triggers failmode: only a token verification decides availability.
+    fn request_channel(&mut self, channel: Channel) -> Result<(), Decision> {
+        if !self.take_channel_request()? {
+            return Ok(());
+        }
+        let what = match channel {
+            Channel::Sms => "SMS",
+            Channel::Call => "Call",
+        };
+        let notice = match self.api.request_token(self.authy_id, channel) {
+            Ok(receipt) => {
+                self.log(Level::Info, "channel_sent", channel.path());
+                let verb = if channel == Channel::Sms {
+                    "sent"
+                } else {
+                    "started"
+                };
+                match receipt.cellphone {
+                    Some(phone) => format!("{what} {verb} to {phone}; type the code you receive."),
+                    None => format!("{what} {verb}; type the code you receive."),
+                }
+            }
+            Err(ApiError::BadApiKey) => {
+                return Err(self.decision(
+                    Outcome::ServiceError,
+                    format!("api_{}", ApiError::BadApiKey.kind()),
+                ));
+            }
+            Err(error) => {
+                self.log(
+                    Level::Notice,
+                    "channel_failed",
+                    &format!("{channel}: {error}"),
+                );
+                format!("{what} could not be sent; type a token from the Authy app instead.")
+            }
+        };
+        self.deps
+            .conversation
+            .info(&notice)
+            .map_err(|ConvError| self.conversation_failed())
+    }
+
+    fn log(&self, level: Level, event: &str, detail: &str) {
+        let id = self.authy_id.to_string();
+        let line = format_fields(&[
+            ("service", &self.login.service),
+            ("user", &self.login.user),
+            ("authy_id", &id),
+            ("event", event),
+            ("detail", detail),
+        ]);
+        self.deps.log.log(level, &line);
+    }
+
+    /// Under sshd (PAM_TTY "ssh") info messages are held until the next prompt, so the push
+    /// notice must itself be a prompt; elsewhere it is shown at once and the module waits.
+    fn notice_by_prompt(&self) -> bool {
+        self.login.tty.as_deref() == Some("ssh") || self.login.service == "sshd"
+    }
+
+    /// Sends a OneTouch request and waits for its verdict.
+    fn push(&mut self) -> PushEnd {
+        match self.take_channel_request() {
+            Ok(true) => {}
+            Ok(false) => return PushEnd::NotSent,
+            Err(decision) => return PushEnd::Final(decision),
+        }
+        let timeout = self.config.auth.push_timeout;
+        let request = context::approval_request(self.login, timeout.as_secs());
+        let uuid =
+            match self.api.create_approval_request(self.authy_id, &request) {
+                Ok(uuid) => uuid,
+                Err(ApiError::BadApiKey) => {
+                    return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
+                }
+                Err(error) => {
+                    self.log(Level::Notice, "push_failed", &error.to_string());
+                    return match self.deps.conversation.error(
+                        "The push could not be sent; type a token from the Authy app instead.",
+                    ) {
+                        Ok(()) => PushEnd::NotSent,
+                        Err(ConvError) => PushEnd::Final(self.conversation_failed()),
+                    };
+                }
+            };
+        self.log(Level::Info, "push_sent", uuid.as_str());
+        let started = self.deps.clock.monotonic();
+        let deadline = started + timeout;
+        if self.notice_by_prompt() {
+            match self.deps.conversation.prompt(PUSH_PROMPT, false) {
+                Ok(typed) if !typed.expose().trim().is_empty() => return PushEnd::Typed(typed),
+                Ok(_) => {}
+                Err(ConvError) => return PushEnd::Final(self.conversation_failed()),
+            }
+        } else {
+            let notice = format!(
+                "Authy push sent to your phone: approve it there (waiting up to {} s).",
+                timeout.as_secs()
+            );
+            if self.deps.conversation.info(&notice).is_err() {
+                return PushEnd::Final(self.conversation_failed());
+            }
+        }
+        self.wait_for_approval(&uuid, started, deadline)
+    }
+
+    fn wait_for_approval(
+        &mut self,
+        uuid: &ApprovalUuid,
+        started: Duration,
+        deadline: Duration,
+    ) -> PushEnd {
+        let poll = self.config.auth.push_poll;
+        let prompted = self.notice_by_prompt();
+        let notice_every = push_notice_every(self.config.auth.push_timeout);
+        let mut next_notice = started + notice_every;
+        loop {
+            match self.api.approval_status(uuid) {
+                Ok(ApprovalStatus::Approved) => return PushEnd::Approved,
+                Ok(ApprovalStatus::Denied) => {
+                    self.log(Level::Notice, "push_denied", uuid.as_str());
+                    return PushEnd::NotApproved("The push was denied.");
+                }
+                Ok(ApprovalStatus::Expired) => return PushEnd::NotApproved("The push expired."),
+                Ok(ApprovalStatus::Pending) => {}
+                // A transient failure while waiting: keep polling until the deadline.
+                Err(ApiError::Unreachable(why)) => self.log(Level::Debug, "push_poll_failed", &why),
+                Err(ApiError::BadApiKey) => {
+                    return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
+                }
+                Err(error) => {
+                    return PushEnd::Final(
+                        self.decision(Outcome::Denied, format!("api_{}: {error}", error.kind())),
+                    );
+                }
+            }
+            let now = self.deps.clock.monotonic();
+            if now >= deadline {
+                self.log(Level::Notice, "push_timeout", uuid.as_str());
+                return PushEnd::NotApproved("The push was not approved in time.");
+            }
+            if !prompted && now >= next_notice {
+                let left = (deadline - now).as_secs();
+                if self
+                    .deps
+                    .conversation
+                    .info(&format!("Waiting for approval: {left} s left."))
+                    .is_err()
+                {
+                    return PushEnd::Final(self.conversation_failed());
+                }
+                next_notice = now + notice_every;
+            }
+            self.deps.clock.sleep(poll.min(deadline - now));
+        }
     }
 }
 
@@ -389,11 +694,16 @@ pub mod tests {
         }
     }
 
-    /// An API double that answers verify calls from a script and records them.
+    /// An API double that answers from scripts and records what it was asked.
     #[derive(Default)]
     pub struct ScriptedApi {
         pub verdicts: RefCell<VecDeque<Result<TokenVerdict, ApiError>>>,
         pub verified: RefCell<Vec<String>>,
+        pub channel_replies: RefCell<VecDeque<Result<ChannelReceipt, ApiError>>>,
+        pub channels: RefCell<Vec<Channel>>,
+        pub push_created: RefCell<VecDeque<Result<ApprovalUuid, ApiError>>>,
+        pub push_requests: RefCell<Vec<ApprovalRequest>>,
+        pub statuses: RefCell<VecDeque<Result<ApprovalStatus, ApiError>>>,
     }
 
     impl AuthyApi for ScriptedApi {
@@ -404,18 +714,30 @@ pub mod tests {
                 .pop_front()
                 .expect("unexpected verify call")
         }
-        fn request_token(&self, _: AuthyId, _: Channel) -> Result<ChannelReceipt, ApiError> {
-            panic!("unexpected token request")
+        fn request_token(&self, _: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
+            self.channels.borrow_mut().push(channel);
+            self.channel_replies
+                .borrow_mut()
+                .pop_front()
+                .expect("unexpected token request")
         }
         fn create_approval_request(
             &self,
             _: AuthyId,
-            _: &ApprovalRequest,
+            request: &ApprovalRequest,
         ) -> Result<ApprovalUuid, ApiError> {
-            panic!("unexpected approval request")
+            self.push_requests.borrow_mut().push(request.clone());
+            self.push_created
+                .borrow_mut()
+                .pop_front()
+                .expect("unexpected approval request")
         }
         fn approval_status(&self, _: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
-            panic!("unexpected approval status")
+            // Once the script is exhausted the request stays pending.
+            self.statuses
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(Ok(ApprovalStatus::Pending))
         }
     }
 
@@ -456,12 +778,40 @@ pub mod tests {
             verdicts: RefCell::new(verdicts.into()),
             ..ScriptedApi::default()
         };
+        let decision = run_with(
+            config,
+            &ModuleArgs::parse::<&str>(&[]).expect("args"),
+            user,
+            steps,
+            &api,
+        );
+        let verified = api.verified.borrow().clone();
+        (decision, verified)
+    }
+
+    fn run_with(
+        config: &Config,
+        args: &ModuleArgs,
+        user: &str,
+        steps: &[Step],
+        api: &ScriptedApi,
+    ) -> Decision {
+        run_login(config, args, &login(user), steps, api)
+    }
+
+    fn run_login(
+        config: &Config,
+        args: &ModuleArgs,
+        login: &Login,
+        steps: &[Step],
+        api: &ScriptedApi,
+    ) -> Decision {
         let mut conversation = ScriptedConversation::new(steps);
         let clock = FakeClock::at_unix(1_700_000_000);
         let log = MemoryLog::default();
         let accounts = accounts();
         let connect =
-            |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(&api)) };
+            |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(api)) };
         let mut deps = Deps {
             conversation: &mut conversation,
             connect: &connect,
@@ -469,10 +819,9 @@ pub mod tests {
             accounts: &accounts,
             log: &log,
         };
-        let decision = authenticate(config, &login(user), &mut deps);
+        let decision = authenticate(config, args, login, &mut deps);
         conversation.assert_drained();
-        let verified = api.verified.borrow().clone();
-        (decision, verified)
+        decision
     }
 
     impl AuthyApi for &ScriptedApi {
@@ -608,5 +957,306 @@ pub mod tests {
             "service=sshd user=alice rhost=192.0.2.7 tty=\"\" outcome=success reason=token_valid authy_id=42 tries=1"
         );
         assert!(!line.contains("7654321"));
+    }
+
+    fn uuid() -> ApprovalUuid {
+        ApprovalUuid::parse("550e8400-e29b-41d4-a716-446655440000").expect("uuid")
+    }
+
+    fn push_api(statuses: Vec<Result<ApprovalStatus, ApiError>>) -> ScriptedApi {
+        ScriptedApi {
+            push_created: RefCell::new(vec![Ok(uuid())].into()),
+            statuses: RefCell::new(statuses.into()),
+            ..ScriptedApi::default()
+        }
+    }
+
+    fn args(list: &[&str]) -> ModuleArgs {
+        ModuleArgs::parse(list).expect("args")
+    }
+
+    fn sudo_login() -> Login {
+        Login {
+            user: "alice".into(),
+            service: "sudo".into(),
+            tty: Some("/dev/pts/3".into()),
+            hostname: "web1".into(),
+            command: Some("systemctl restart nginx".into()),
+            ..Login::default()
+        }
+    }
+
+    #[test]
+    fn push_typed_at_the_prompt_under_sshd_is_confirmed_by_enter_and_approved() {
+        let api = push_api(vec![
+            Ok(ApprovalStatus::Pending),
+            Ok(ApprovalStatus::Approved),
+        ]);
+        let steps = [
+            Step::Prompt("Authy token", " PUSH "),
+            Step::Prompt("approve it on your phone, then press Enter", ""),
+        ];
+        let decision = run_with(&config(""), &args(&[]), "alice", &steps, &api);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
+        let request = api.push_requests.borrow()[0].clone();
+        assert!(request.details.contains(&("Service".into(), "sshd".into())));
+        assert!(
+            request
+                .details
+                .contains(&("From".into(), "192.0.2.7".into()))
+        );
+        assert!(request.details.contains(&("User".into(), "alice".into())));
+    }
+
+    #[test]
+    fn autopush_outside_sshd_notifies_at_once_and_waits() {
+        let api = push_api(vec![
+            Ok(ApprovalStatus::Pending),
+            Ok(ApprovalStatus::Pending),
+            Ok(ApprovalStatus::Approved),
+        ]);
+        let steps = [Step::Info("Authy push sent to your phone")];
+        let decision = run_login(
+            &config(""),
+            &args(&["method=push"]),
+            &sudo_login(),
+            &steps,
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
+        let request = api.push_requests.borrow()[0].clone();
+        assert!(
+            request
+                .details
+                .contains(&("Command".into(), "systemctl restart nginx".into()))
+        );
+        assert_eq!(request.seconds_to_expire, 60);
+    }
+
+    #[test]
+    fn a_denied_autopush_falls_back_to_the_prompt_and_costs_a_try() {
+        let mut api = push_api(vec![Ok(ApprovalStatus::Denied)]);
+        api.verdicts = RefCell::new(vec![Ok(TokenVerdict::Valid)].into());
+        let steps = [
+            Step::Info("Authy push sent"),
+            Step::Error("denied"),
+            Step::Prompt("Authy token", "1234567"),
+        ];
+        let decision = run_login(
+            &config("method = \"push\""),
+            &args(&[]),
+            &sudo_login(),
+            &steps,
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(decision.tries, 2);
+    }
+
+    #[test]
+    fn denied_expired_and_unanswered_pushes_never_succeed() {
+        for (statuses, text) in [
+            (vec![Ok(ApprovalStatus::Denied)], "denied"),
+            (vec![Ok(ApprovalStatus::Expired)], "expired"),
+            (vec![], "not approved in time"),
+        ] {
+            let api = push_api(statuses);
+            let steps = [
+                Step::Info("Authy push sent"),
+                Step::Info("Waiting for approval"),
+                Step::Info("Waiting for approval"),
+                Step::Info("Waiting for approval"),
+            ];
+            let steps: &[Step] = if text == "not approved in time" {
+                &steps
+            } else {
+                &steps[..1]
+            };
+            let decision = run_login(
+                &config("max_tries = 1"),
+                &args(&["method=push"]),
+                &sudo_login(),
+                steps,
+                &api,
+            );
+            assert_eq!(decision.outcome, Outcome::MaxTries, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_reply_about_another_request_or_a_bad_reply_while_waiting_fails_closed() {
+        let api = push_api(vec![Err(ApiError::Protocol(
+            "approval status for another uuid".into(),
+        ))]);
+        let decision = run_login(
+            &config(""),
+            &args(&["method=push"]),
+            &sudo_login(),
+            &[Step::Info("Authy push sent")],
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::Denied);
+    }
+
+    #[test]
+    fn a_transient_failure_while_waiting_keeps_polling() {
+        let api = push_api(vec![
+            Err(ApiError::Unreachable("reset".into())),
+            Ok(ApprovalStatus::Approved),
+        ]);
+        let decision = run_login(
+            &config(""),
+            &args(&["method=push"]),
+            &sudo_login(),
+            &[Step::Info("Authy push sent")],
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
+    }
+
+    #[test]
+    fn a_conversation_error_during_the_wait_fails_closed() {
+        let api = push_api(vec![]);
+        let steps = [Step::Info("Authy push sent")];
+        let mut conversation = ScriptedConversation::new(&steps);
+        struct Interrupting<'c>(&'c mut ScriptedConversation);
+        impl Conversation for Interrupting<'_> {
+            fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
+                self.0.prompt(text, echo)
+            }
+            fn info(&mut self, text: &str) -> Result<(), ConvError> {
+                if text.contains("Waiting for approval") {
+                    Err(ConvError)
+                } else {
+                    self.0.info(text)
+                }
+            }
+            fn error(&mut self, text: &str) -> Result<(), ConvError> {
+                self.0.error(text)
+            }
+        }
+        let mut interrupting = Interrupting(&mut conversation);
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let log = MemoryLog::default();
+        let accounts = accounts();
+        let connect =
+            |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(&api)) };
+        let mut deps = Deps {
+            conversation: &mut interrupting,
+            connect: &connect,
+            clock: &clock,
+            accounts: &accounts,
+            log: &log,
+        };
+        let decision = authenticate(
+            &config(""),
+            &args(&["method=push"]),
+            &sudo_login(),
+            &mut deps,
+        );
+        assert_eq!(decision.outcome, Outcome::ConversationError);
+        conversation.assert_drained();
+    }
+
+    #[test]
+    fn a_token_typed_at_the_push_prompt_is_verified_instead() {
+        let mut api = push_api(vec![]);
+        api.verdicts = RefCell::new(vec![Ok(TokenVerdict::Valid)].into());
+        let steps = [Step::Prompt("press Enter", "7654321")];
+        let decision = run_with(&config(""), &args(&["method=push"]), "alice", &steps, &api);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(api.verified.borrow().as_slice(), ["7654321"]);
+    }
+
+    #[test]
+    fn sms_then_the_code_verifies_and_the_request_is_not_a_failed_try() {
+        let api = ScriptedApi {
+            channel_replies: RefCell::new(
+                vec![Ok(ChannelReceipt {
+                    cellphone: Some("+1-XXX-XXX-XX67".into()),
+                })]
+                .into(),
+            ),
+            verdicts: RefCell::new(vec![Ok(TokenVerdict::Valid)].into()),
+            ..ScriptedApi::default()
+        };
+        let steps = [
+            Step::Prompt("Authy token", "Sms"),
+            Step::Info("SMS sent to +1-XXX-XXX-XX67"),
+            Step::Prompt("Authy token", "1234567"),
+        ];
+        let decision = run_with(&config("max_tries = 1"), &args(&[]), "alice", &steps, &api);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(api.channels.borrow().as_slice(), [Channel::Sms]);
+    }
+
+    #[test]
+    fn method_call_starts_a_call_before_the_first_prompt() {
+        let api = ScriptedApi {
+            channel_replies: RefCell::new(vec![Ok(ChannelReceipt { cellphone: None })].into()),
+            verdicts: RefCell::new(vec![Ok(TokenVerdict::Valid)].into()),
+            ..ScriptedApi::default()
+        };
+        let steps = [
+            Step::Info("Call started"),
+            Step::Prompt("Authy token", "1234567"),
+        ];
+        let decision = run_with(
+            &config("method = \"call\""),
+            &args(&[]),
+            "alice",
+            &steps,
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(api.channels.borrow().as_slice(), [Channel::Call]);
+    }
+
+    #[test]
+    fn channel_requests_are_bounded_and_a_failed_send_never_triggers_failmode() {
+        let api = ScriptedApi {
+            channel_replies: RefCell::new(
+                vec![
+                    Err(ApiError::Unreachable("HTTP 503".into())),
+                    Ok(ChannelReceipt { cellphone: None }),
+                    Ok(ChannelReceipt { cellphone: None }),
+                ]
+                .into(),
+            ),
+            ..ScriptedApi::default()
+        };
+        let steps = [
+            Step::Prompt("Authy token", "sms"),
+            Step::Info("could not be sent"),
+            Step::Prompt("Authy token", "call"),
+            Step::Info("Call started"),
+            Step::Prompt("Authy token", "sms"),
+            Step::Info("SMS sent"),
+            Step::Prompt("Authy token", "sms"),
+            Step::Error("No more push, SMS or call requests"),
+            Step::Prompt("Authy token", "push"),
+            Step::Error("No more push, SMS or call requests"),
+            Step::PromptFails("Authy token"),
+        ];
+        let decision = run_with(
+            &config("failmode = \"safe\""),
+            &args(&[]),
+            "alice",
+            &steps,
+            &api,
+        );
+        assert_eq!(decision.outcome, Outcome::ConversationError);
+        assert_eq!(api.channels.borrow().len(), 3);
+    }
+
+    #[test]
+    fn the_answer_grammar_is_case_insensitive_and_strict() {
+        assert_eq!(parse_answer(" PuSh "), Answer::Push);
+        assert_eq!(parse_answer("SMS"), Answer::Channel(Channel::Sms));
+        assert_eq!(parse_answer("\tcall"), Answer::Channel(Channel::Call));
+        assert!(matches!(parse_answer("1234567"), Answer::Token(_)));
+        for other in ["pushy", "s m s", "", "push sms", "call 1234567"] {
+            assert_eq!(parse_answer(other), Answer::Invalid, "{other:?}");
+        }
     }
 }

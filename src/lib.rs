@@ -18,6 +18,7 @@
 pub mod authy;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod flow;
 pub mod log;
 mod pam;

@@ -8,6 +8,7 @@
 use crate::authy::{AuthyApi, AuthyClient};
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::context;
 use crate::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
 use crate::sanitize;
@@ -145,16 +146,22 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         Err(error) => return error,
     };
     let handle = raw_handle(pamh);
+    let service = text_item(pamh.get_service()).unwrap_or_default();
+    let command = if service.starts_with("sudo") {
+        context::own_command_line().and_then(|argv| context::sudo_command(&argv))
+    } else {
+        None
+    };
     let login = Login {
         user,
-        service: text_item(pamh.get_service()).unwrap_or_default(),
+        service,
         rhost: text_item(pamh.get_rhost()),
         tty: tty_item(handle),
         ruser: text_item(pamh.get_ruser()),
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        command: None,
+        command,
     };
     let mut conversation = PamConversation { handle };
     let clock = SystemClock::new();

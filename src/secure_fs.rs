@@ -169,15 +169,16 @@ fn explain_open_failure(parent: &OwnedFd, name: &Path, path: &Path, errno: Errno
             parent.as_fd(),
             name,
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
-            if kind == SFlag::S_IFLNK {
-                return FileError::Symlink(path.to_path_buf());
-            }
-            if errno == Errno::ENOTDIR {
-                return FileError::NotDirectory(path.to_path_buf());
-            }
+        )
+    {
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            return FileError::Symlink(path.to_path_buf());
         }
+        if errno == Errno::ENOTDIR {
+            return FileError::NotDirectory(path.to_path_buf());
+        }
+    }
     io_error(path, errno)
 }
 

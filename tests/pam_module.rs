@@ -40,7 +40,7 @@ fn a_valid_token_authenticates() {
         &mut answer_with_token(&sandbox, id),
     );
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
-    assert_eq!(result.prompts(), vec!["Authy token: "]);
+    assert_eq!(result.prompts(), vec![pam_authy::flow::TOKEN_PROMPT]);
     let requests = sandbox.requests();
     let verify = requests
         .iter()

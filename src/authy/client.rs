@@ -52,10 +52,10 @@ fn tls_config(
         && let Some(bundle) = SYSTEM_CA_BUNDLES
             .iter()
             .find_map(|path| std::fs::read(path).ok())
-        {
-            let certs = CertificateDer::pem_slice_iter(&bundle).filter_map(Result::ok);
-            roots.add_parsable_certificates(certs);
-        }
+    {
+        let certs = CertificateDer::pem_slice_iter(&bundle).filter_map(Result::ok);
+        roots.add_parsable_certificates(certs);
+    }
     if let Some(pem) = extra_ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert =
@@ -290,9 +290,10 @@ fn tls_error_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(inner) = error
         .downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
-        && let Some(found) = tls_error_in(inner) {
-            return Some(found);
-        }
+        && let Some(found) = tls_error_in(inner)
+    {
+        return Some(found);
+    }
     error.source().and_then(tls_error_in)
 }
 
