@@ -6,14 +6,14 @@
 //! layers) an approved push or a locally verified offline code. Every other path, including
 //! every error, ends in an outcome that `pam.rs` maps to a PAM error code.
 
-use crate::authy::{
-    ApiError, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, Token, TokenVerdict,
-};
+use crate::authy::{ApiError, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, Token, TokenVerdict};
 use crate::clock::Clock;
 use crate::config::{AuthyId, Config, ConfigError, FailMode, Method, ModuleArgs};
 use crate::context;
 use crate::log::{Level, Log, format_fields};
+use crate::offline::{self, OfflineParams};
 use crate::secret::Secret;
+use crate::state::{StateError, StateStore};
 use crate::users::{AccountDb, Subject, SubjectError, resolve};
 use std::fmt;
 use std::time::Duration;
@@ -71,6 +71,10 @@ pub enum Outcome {
 pub enum Factor {
     Token,
     Push,
+    /// The local TOTP of the offline entry, while the API was unreachable.
+    Offline,
+    /// A second factor for the same (user, service, rhost) within `grace_secs`.
+    Grace,
 }
 
 impl Outcome {
@@ -94,6 +98,8 @@ impl fmt::Display for Factor {
         f.write_str(match self {
             Factor::Token => "token",
             Factor::Push => "push",
+            Factor::Offline => "offline",
+            Factor::Grace => "grace",
         })
     }
 }
@@ -110,13 +116,7 @@ pub struct Decision {
 
 impl Decision {
     fn new(outcome: Outcome, reason: impl Into<String>) -> Decision {
-        Decision {
-            outcome,
-            reason: reason.into(),
-            account: None,
-            authy_id: None,
-            tries: 0,
-        }
+        Decision { outcome, reason: reason.into(), account: None, authy_id: None, tries: 0 }
     }
 
     /// The syslog line for this decision.
@@ -159,19 +159,24 @@ impl Decision {
 /// Builds the API client for a mapped user (only then: exempt logins make no connection).
 pub type Connect<'a> = dyn Fn(&Config) -> Result<Box<dyn AuthyApi + 'a>, ApiError> + 'a;
 
+/// Opens the per-user state store (replay steps, failure counts, grace records); called
+/// only when the offline fallback or the grace period needs it.
+pub type OpenState<'a> = dyn Fn(&Config) -> Result<Box<dyn StateStore + 'a>, StateError> + 'a;
+
 /// Everything the flow needs from the outside world.
 pub struct Deps<'a> {
     pub conversation: &'a mut dyn Conversation,
     pub connect: &'a Connect<'a>,
+    pub open_state: &'a OpenState<'a>,
     pub clock: &'a dyn Clock,
     pub accounts: &'a dyn AccountDb,
     pub log: &'a dyn Log,
 }
 
 pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
+pub const OFFLINE_PROMPT: &str = "Authy cannot be reached. Offline code (pam_authy entry of your authenticator): ";
 /// Under sshd an info message waits for the next prompt, so the push notice is a prompt.
-pub const PUSH_PROMPT: &str =
-    "Authy push sent: approve it on your phone, then press Enter (or type a token): ";
+pub const PUSH_PROMPT: &str = "Authy push sent: approve it on your phone, then press Enter (or type a token): ";
 /// Channel requests (push, sms, call) one authentication may make.
 pub const MAX_CHANNEL_REQUESTS: u32 = 3;
 /// How often a waiting push tells the user (and so learns whether the application is still
@@ -182,8 +187,7 @@ fn push_notice_every(timeout: Duration) -> Duration {
 
 /// Loads the configuration named by the module arguments, then authenticates.
 pub fn run(args: &[String], login: &Login, deps: &mut Deps<'_>) -> Decision {
-    let loaded =
-        ModuleArgs::parse(args).and_then(|args| Config::load(&args.config_path).map(|c| (args, c)));
+    let loaded = ModuleArgs::parse(args).and_then(|args| Config::load(&args.config_path).map(|c| (args, c)));
     match loaded {
         Ok((args, config)) => authenticate(&config, &args, login, deps),
         Err(error) => config_error(&error),
@@ -195,58 +199,52 @@ fn config_error(error: &ConfigError) -> Decision {
 }
 
 /// Authenticates `login` under `config`.
-pub fn authenticate(
-    config: &Config,
-    args: &ModuleArgs,
-    login: &Login,
-    deps: &mut Deps<'_>,
-) -> Decision {
+pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mut Deps<'_>) -> Decision {
     let subject = match resolve(config, deps.accounts, &login.user) {
         Ok(subject) => subject,
         Err(error @ SubjectError::MissingGroup(_)) => {
-            return Decision::new(
-                Outcome::ServiceError,
-                format!("config: {}: {error}", config.path.display()),
-            );
+            return Decision::new(Outcome::ServiceError, format!("config: {}: {error}", config.path.display()));
         }
         Err(error) => return Decision::new(Outcome::ServiceError, error.to_string()),
     };
     let (account, entry) = match subject {
         Subject::Mapped { account, entry } => (account, entry),
         Subject::OutsideGroups { account } => {
-            return Decision {
-                account: Some(account),
-                ..Decision::new(Outcome::Exempt, "outside_groups")
-            };
+            return Decision { account: Some(account), ..Decision::new(Outcome::Exempt, "outside_groups") };
         }
         Subject::UnmappedIgnored { account } => {
-            return Decision {
-                account: Some(account),
-                ..Decision::new(Outcome::Exempt, "unmapped")
-            };
+            return Decision { account: Some(account), ..Decision::new(Outcome::Exempt, "unmapped") };
         }
         Subject::UnmappedDenied { account } => {
-            return Decision {
-                account: Some(account),
-                ..Decision::new(Outcome::UnknownUser, "unmapped")
-            };
+            return Decision { account: Some(account), ..Decision::new(Outcome::UnknownUser, "unmapped") };
         }
         Subject::NoSuchAccount => return Decision::new(Outcome::UnknownUser, "no_such_account"),
     };
-    let mut decision = match (deps.connect)(config) {
-        Ok(api) => {
-            let mut session = Session {
-                config,
-                login,
-                authy_id: entry.authy_id,
-                api: api.as_ref(),
-                deps,
-                tries: 0,
-                channel_requests: 0,
-            };
-            session.run(args.method.unwrap_or(config.auth.method))
+    let grace = GracePeriod::new(config, login, &account);
+    let mut decision = if grace.is_some_and(|g| g.still_valid(deps)) {
+        Decision::new(Outcome::Verified(Factor::Grace), "grace_period")
+    } else {
+        let decision = match (deps.connect)(config) {
+            Ok(api) => {
+                let mut session = Session {
+                    config,
+                    login,
+                    account: &account,
+                    authy_id: entry.authy_id,
+                    offline_secret: entry.offline_secret.as_ref(),
+                    api: api.as_ref(),
+                    deps,
+                    tries: 0,
+                    channel_requests: 0,
+                };
+                session.run(args.method.unwrap_or(config.auth.method))
+            }
+            Err(error) => api_failure(config, &error),
+        };
+        if let (Some(grace), Outcome::Verified(_)) = (grace, decision.outcome) {
+            grace.record(deps);
         }
-        Err(error) => api_failure(config, &error),
+        decision
     };
     decision.account = Some(account);
     decision.authy_id = Some(entry.authy_id);
@@ -293,7 +291,10 @@ enum PushEnd {
 struct Session<'s, 'd> {
     config: &'s Config,
     login: &'s Login,
+    /// The canonical account name: the key of the per-user state.
+    account: &'s str,
     authy_id: AuthyId,
+    offline_secret: Option<&'s Secret>,
     api: &'s dyn AuthyApi,
     deps: &'s mut Deps<'d>,
     /// Failed tries so far: wrong or malformed tokens, denied or expired pushes.
@@ -303,10 +304,7 @@ struct Session<'s, 'd> {
 
 impl Session<'_, '_> {
     fn decision(&self, outcome: Outcome, reason: impl Into<String>) -> Decision {
-        Decision {
-            tries: self.tries,
-            ..Decision::new(outcome, reason)
-        }
+        Decision { tries: self.tries, ..Decision::new(outcome, reason) }
     }
 
     fn conversation_failed(&self) -> Decision {
@@ -321,10 +319,7 @@ impl Session<'_, '_> {
     fn failed_try(&mut self, text: &str) -> Result<(), Decision> {
         self.tries += 1;
         if self.tries_left() {
-            self.deps
-                .conversation
-                .error(text)
-                .map_err(|ConvError| self.conversation_failed())?;
+            self.deps.conversation.error(text).map_err(|ConvError| self.conversation_failed())?;
         }
         Ok(())
     }
@@ -344,9 +339,7 @@ impl Session<'_, '_> {
             Method::Sms => self.request_channel(Channel::Sms).map(|()| None),
             Method::Call => self.request_channel(Channel::Call).map(|()| None),
             Method::Push => match self.push() {
-                PushEnd::Approved => {
-                    Err(self.decision(Outcome::Verified(Factor::Push), "push_approved"))
-                }
+                PushEnd::Approved => Err(self.decision(Outcome::Verified(Factor::Push), "push_approved")),
                 PushEnd::Final(decision) => Err(decision),
                 PushEnd::Typed(text) => Ok(Some(text)),
                 PushEnd::NotSent => Ok(None),
@@ -384,16 +377,12 @@ impl Session<'_, '_> {
     fn answer(&mut self, text: &Secret) -> Result<Option<Decision>, Decision> {
         match parse_answer(text.expose()) {
             Answer::Invalid => {
-                self.failed_try(
-                    "Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call.",
-                )?;
+                self.failed_try("Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call.")?;
                 Ok(None)
             }
             Answer::Channel(channel) => self.request_channel(channel).map(|()| None),
             Answer::Push => match self.push() {
-                PushEnd::Approved => Ok(Some(
-                    self.decision(Outcome::Verified(Factor::Push), "push_approved"),
-                )),
+                PushEnd::Approved => Ok(Some(self.decision(Outcome::Verified(Factor::Push), "push_approved"))),
                 PushEnd::Final(decision) => Err(decision),
                 PushEnd::Typed(text) => self.answer(&text),
                 PushEnd::NotSent => Ok(None),
@@ -410,9 +399,7 @@ impl Session<'_, '_> {
         match self.api.verify_token(self.authy_id, token) {
             Ok(TokenVerdict::Valid) => {
                 self.tries += 1;
-                Ok(Some(
-                    self.decision(Outcome::Verified(Factor::Token), "token_valid"),
-                ))
+                Ok(Some(self.decision(Outcome::Verified(Factor::Token), "token_valid")))
             }
             Ok(TokenVerdict::Reused) => {
                 self.failed_try("That token was already used; wait for the next one.")?;
@@ -422,14 +409,70 @@ impl Session<'_, '_> {
                 self.failed_try("Wrong token.")?;
                 Ok(None)
             }
+            Err(ApiError::Unreachable(why)) if self.offline_secret.is_some() => {
+                self.log(Level::Warning, "api_unreachable_offline_fallback", &why);
+                Err(self.offline())
+            }
             Err(error) => {
                 self.tries += 1;
-                Err(Decision {
-                    tries: self.tries,
-                    ..api_failure(self.config, &error)
-                })
+                Err(Decision { tries: self.tries, ..api_failure(self.config, &error) })
             }
         }
+    }
+
+    /// The offline fallback: codes of the local TOTP entry, checked against the replay step
+    /// and the failure counter in the state store. Any state failure refuses the code.
+    fn offline(&mut self) -> Decision {
+        let Some(secret) = self.offline_secret else {
+            return self.decision(Outcome::Unavailable, "api_unreachable");
+        };
+        let store = match (self.deps.open_state)(self.config) {
+            Ok(store) => store,
+            Err(error) => return self.decision(Outcome::ServiceError, format!("offline_state: {error}")),
+        };
+        let params = OfflineParams::from(&self.config.offline);
+        let offline = &self.config.offline;
+        while self.tries_left() {
+            let code = match self.deps.conversation.prompt(OFFLINE_PROMPT, false) {
+                Ok(code) => code,
+                Err(ConvError) => return self.conversation_failed(),
+            };
+            let now = self.deps.clock.unix_time();
+            let step = offline::matching_step(secret, code.expose(), now, &params);
+            let mut verdict = OfflineVerdict::Wrong;
+            let updated = store.update(self.account, &mut |state| {
+                state.prune(now, offline.failure_window_secs);
+                if state.locked_out(now, offline.max_failures, offline.failure_window_secs) {
+                    verdict = OfflineVerdict::Locked;
+                    return false;
+                }
+                verdict = match step {
+                    Some(step) if state.accept_step(step) => OfflineVerdict::Accepted,
+                    Some(_) => OfflineVerdict::Replayed,
+                    None => OfflineVerdict::Wrong,
+                };
+                if verdict != OfflineVerdict::Accepted {
+                    state.record_failure(now);
+                }
+                true
+            });
+            if let Err(error) = updated {
+                return self.decision(Outcome::ServiceError, format!("offline_state: {error}"));
+            }
+            let complaint = match verdict {
+                OfflineVerdict::Accepted => {
+                    self.tries += 1;
+                    return self.decision(Outcome::Verified(Factor::Offline), "offline_code_valid");
+                }
+                OfflineVerdict::Locked => return self.decision(Outcome::MaxTries, "offline_locked_out"),
+                OfflineVerdict::Replayed => "That code was already used; wait for the next one.",
+                OfflineVerdict::Wrong => "Wrong offline code.",
+            };
+            if let Err(decision) = self.failed_try(complaint) {
+                return decision;
+            }
+        }
+        self.decision(Outcome::MaxTries, "too_many_failed_tries")
     }
 
     /// Takes one of the bounded channel requests, or says there are none left.
@@ -458,35 +501,21 @@ impl Session<'_, '_> {
         let notice = match self.api.request_token(self.authy_id, channel) {
             Ok(receipt) => {
                 self.log(Level::Info, "channel_sent", channel.path());
-                let verb = if channel == Channel::Sms {
-                    "sent"
-                } else {
-                    "started"
-                };
+                let verb = if channel == Channel::Sms { "sent" } else { "started" };
                 match receipt.cellphone {
                     Some(phone) => format!("{what} {verb} to {phone}; type the code you receive."),
                     None => format!("{what} {verb}; type the code you receive."),
                 }
             }
             Err(ApiError::BadApiKey) => {
-                return Err(self.decision(
-                    Outcome::ServiceError,
-                    format!("api_{}", ApiError::BadApiKey.kind()),
-                ));
+                return Err(self.decision(Outcome::ServiceError, format!("api_{}", ApiError::BadApiKey.kind())));
             }
             Err(error) => {
-                self.log(
-                    Level::Notice,
-                    "channel_failed",
-                    &format!("{channel}: {error}"),
-                );
+                self.log(Level::Notice, "channel_failed", &format!("{channel}: {error}"));
                 format!("{what} could not be sent; type a token from the Authy app instead.")
             }
         };
-        self.deps
-            .conversation
-            .info(&notice)
-            .map_err(|ConvError| self.conversation_failed())
+        self.deps.conversation.info(&notice).map_err(|ConvError| self.conversation_failed())
     }
 
     fn log(&self, level: Level, event: &str, detail: &str) {
@@ -516,22 +545,23 @@ impl Session<'_, '_> {
         }
         let timeout = self.config.auth.push_timeout;
         let request = context::approval_request(self.login, timeout.as_secs());
-        let uuid =
-            match self.api.create_approval_request(self.authy_id, &request) {
-                Ok(uuid) => uuid,
-                Err(ApiError::BadApiKey) => {
-                    return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
-                }
-                Err(error) => {
-                    self.log(Level::Notice, "push_failed", &error.to_string());
-                    return match self.deps.conversation.error(
-                        "The push could not be sent; type a token from the Authy app instead.",
-                    ) {
-                        Ok(()) => PushEnd::NotSent,
-                        Err(ConvError) => PushEnd::Final(self.conversation_failed()),
-                    };
-                }
-            };
+        let uuid = match self.api.create_approval_request(self.authy_id, &request) {
+            Ok(uuid) => uuid,
+            Err(ApiError::BadApiKey) => {
+                return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
+            }
+            Err(error) => {
+                self.log(Level::Notice, "push_failed", &error.to_string());
+                return match self
+                    .deps
+                    .conversation
+                    .error("The push could not be sent; type a token from the Authy app instead.")
+                {
+                    Ok(()) => PushEnd::NotSent,
+                    Err(ConvError) => PushEnd::Final(self.conversation_failed()),
+                };
+            }
+        };
         self.log(Level::Info, "push_sent", uuid.as_str());
         let started = self.deps.clock.monotonic();
         let deadline = started + timeout;
@@ -542,10 +572,8 @@ impl Session<'_, '_> {
                 Err(ConvError) => return PushEnd::Final(self.conversation_failed()),
             }
         } else {
-            let notice = format!(
-                "Authy push sent to your phone: approve it there (waiting up to {} s).",
-                timeout.as_secs()
-            );
+            let notice =
+                format!("Authy push sent to your phone: approve it there (waiting up to {} s).", timeout.as_secs());
             if self.deps.conversation.info(&notice).is_err() {
                 return PushEnd::Final(self.conversation_failed());
             }
@@ -553,12 +581,7 @@ impl Session<'_, '_> {
         self.wait_for_approval(&uuid, started, deadline)
     }
 
-    fn wait_for_approval(
-        &mut self,
-        uuid: &ApprovalUuid,
-        started: Duration,
-        deadline: Duration,
-    ) -> PushEnd {
+    fn wait_for_approval(&mut self, uuid: &ApprovalUuid, started: Duration, deadline: Duration) -> PushEnd {
         let poll = self.config.auth.push_poll;
         let prompted = self.notice_by_prompt();
         let notice_every = push_notice_every(self.config.auth.push_timeout);
@@ -578,9 +601,7 @@ impl Session<'_, '_> {
                     return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
                 }
                 Err(error) => {
-                    return PushEnd::Final(
-                        self.decision(Outcome::Denied, format!("api_{}: {error}", error.kind())),
-                    );
+                    return PushEnd::Final(self.decision(Outcome::Denied, format!("api_{}: {error}", error.kind())));
                 }
             }
             let now = self.deps.clock.monotonic();
@@ -590,17 +611,79 @@ impl Session<'_, '_> {
             }
             if !prompted && now >= next_notice {
                 let left = (deadline - now).as_secs();
-                if self
-                    .deps
-                    .conversation
-                    .info(&format!("Waiting for approval: {left} s left."))
-                    .is_err()
-                {
+                if self.deps.conversation.info(&format!("Waiting for approval: {left} s left.")).is_err() {
                     return PushEnd::Final(self.conversation_failed());
                 }
                 next_notice = now + notice_every;
             }
             self.deps.clock.sleep(poll.min(deadline - now));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OfflineVerdict {
+    Accepted,
+    Replayed,
+    Wrong,
+    Locked,
+}
+
+/// The grace period of one login: only with `grace_secs` set and a remote host.
+#[derive(Clone, Copy)]
+struct GracePeriod<'a> {
+    config: &'a Config,
+    account: &'a str,
+    service: &'a str,
+    rhost: &'a str,
+}
+
+impl<'a> GracePeriod<'a> {
+    fn new(config: &'a Config, login: &'a Login, account: &'a str) -> Option<GracePeriod<'a>> {
+        let rhost = login.rhost.as_deref().unwrap_or("");
+        (!config.auth.grace.is_zero() && !rhost.is_empty()).then_some(GracePeriod {
+            config,
+            account,
+            service: &login.service,
+            rhost,
+        })
+    }
+
+    /// A state failure means "no grace": the user is asked for a factor.
+    fn still_valid(&self, deps: &Deps<'_>) -> bool {
+        let now = deps.clock.unix_time();
+        let mut valid = false;
+        let checked = (deps.open_state)(self.config).and_then(|store| {
+            store.update(self.account, &mut |state| {
+                valid = state.grace_valid(self.service, self.rhost, now);
+                false
+            })
+        });
+        if let Err(error) = checked {
+            deps.log.log(
+                Level::Warning,
+                &format_fields(&[("event", "grace_state_failed"), ("detail", &error.to_string())]),
+            );
+            return false;
+        }
+        valid
+    }
+
+    fn record(&self, deps: &Deps<'_>) {
+        let now = deps.clock.unix_time();
+        let expires_at = now.saturating_add(self.config.auth.grace.as_secs());
+        let recorded = (deps.open_state)(self.config).and_then(|store| {
+            store.update(self.account, &mut |state| {
+                state.prune(now, self.config.offline.failure_window_secs);
+                state.grant_grace(self.service, self.rhost, expires_at);
+                true
+            })
+        });
+        if let Err(error) = recorded {
+            deps.log.log(
+                Level::Warning,
+                &format_fields(&[("event", "grace_record_failed"), ("detail", &error.to_string())]),
+            );
         }
     }
 }
@@ -615,9 +698,7 @@ fn api_failure(config: &Config, error: &ApiError) -> Decision {
             FailMode::Safe => Decision::new(Outcome::FailSafe, reason),
         },
         ApiError::BadApiKey => Decision::new(Outcome::ServiceError, reason),
-        ApiError::Tls(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => {
-            Decision::new(Outcome::Denied, reason)
-        }
+        ApiError::Tls(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => Decision::new(Outcome::Denied, reason),
     }
 }
 
@@ -627,6 +708,7 @@ pub mod tests {
     use crate::authy::{ApprovalRequest, ApprovalStatus, ApprovalUuid, Channel, ChannelReceipt};
     use crate::clock::FakeClock;
     use crate::log::MemoryLog;
+    use crate::state::MemoryStateStore;
     use crate::users::tests::FakeAccounts;
     use std::cell::RefCell;
     use std::collections::VecDeque;
@@ -650,32 +732,22 @@ pub mod tests {
 
     impl ScriptedConversation {
         pub fn new(steps: &[Step]) -> Self {
-            ScriptedConversation {
-                steps: steps.iter().cloned().collect(),
-            }
+            ScriptedConversation { steps: steps.iter().cloned().collect() }
         }
 
         pub fn assert_drained(&self) {
-            assert!(
-                self.steps.is_empty(),
-                "conversation steps left: {:?}",
-                self.steps
-            );
+            assert!(self.steps.is_empty(), "conversation steps left: {:?}", self.steps);
         }
 
         fn next(&mut self, kind: &str, text: &str) -> Step {
-            self.steps
-                .pop_front()
-                .unwrap_or_else(|| panic!("unexpected {kind} {text:?}: script is empty"))
+            self.steps.pop_front().unwrap_or_else(|| panic!("unexpected {kind} {text:?}: script is empty"))
         }
     }
 
     impl Conversation for ScriptedConversation {
         fn prompt(&mut self, text: &str, _echo: bool) -> Result<Secret, ConvError> {
             match self.next("prompt", text) {
-                Step::Prompt(expected, answer) if text.contains(expected) => {
-                    Ok(Secret::from(answer))
-                }
+                Step::Prompt(expected, answer) if text.contains(expected) => Ok(Secret::from(answer)),
                 Step::PromptFails(expected) if text.contains(expected) => Err(ConvError),
                 other => panic!("prompt {text:?} but expected {other:?}"),
             }
@@ -709,61 +781,37 @@ pub mod tests {
     impl AuthyApi for ScriptedApi {
         fn verify_token(&self, _: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
             self.verified.borrow_mut().push(token.expose().to_owned());
-            self.verdicts
-                .borrow_mut()
-                .pop_front()
-                .expect("unexpected verify call")
+            self.verdicts.borrow_mut().pop_front().expect("unexpected verify call")
         }
         fn request_token(&self, _: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
             self.channels.borrow_mut().push(channel);
-            self.channel_replies
-                .borrow_mut()
-                .pop_front()
-                .expect("unexpected token request")
+            self.channel_replies.borrow_mut().pop_front().expect("unexpected token request")
         }
-        fn create_approval_request(
-            &self,
-            _: AuthyId,
-            request: &ApprovalRequest,
-        ) -> Result<ApprovalUuid, ApiError> {
+        fn create_approval_request(&self, _: AuthyId, request: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
             self.push_requests.borrow_mut().push(request.clone());
-            self.push_created
-                .borrow_mut()
-                .pop_front()
-                .expect("unexpected approval request")
+            self.push_created.borrow_mut().pop_front().expect("unexpected approval request")
         }
         fn approval_status(&self, _: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
             // Once the script is exhausted the request stays pending.
-            self.statuses
-                .borrow_mut()
-                .pop_front()
-                .unwrap_or(Ok(ApprovalStatus::Pending))
+            self.statuses.borrow_mut().pop_front().unwrap_or(Ok(ApprovalStatus::Pending))
         }
     }
 
     fn config(auth: &str) -> Config {
-        let text = format!(
-            "[api]\nurl = \"https://127.0.0.1:1\"\napi_key = \"k\"\n[auth]\n{auth}\n[users]\nalice = 42\n"
-        );
+        let text =
+            format!("[api]\nurl = \"https://127.0.0.1:1\"\napi_key = \"k\"\n[auth]\n{auth}\n[users]\nalice = 42\n");
         Config::parse(Path::new("/test.toml"), &text).expect("config")
     }
 
     fn accounts() -> FakeAccounts {
         let mut db = FakeAccounts::default();
-        db.accounts
-            .insert("alice".into(), ("alice".into(), 100, vec![100]));
-        db.accounts
-            .insert("bob".into(), ("bob".into(), 101, vec![101]));
+        db.accounts.insert("alice".into(), ("alice".into(), 100, vec![100]));
+        db.accounts.insert("bob".into(), ("bob".into(), 101, vec![101]));
         db
     }
 
     fn login(user: &str) -> Login {
-        Login {
-            user: user.into(),
-            service: "sshd".into(),
-            rhost: Some("192.0.2.7".into()),
-            ..Login::default()
-        }
+        Login { user: user.into(), service: "sshd".into(), rhost: Some("192.0.2.7".into()), ..Login::default() }
     }
 
     /// Runs the flow with a scripted conversation and API; returns the decision and the
@@ -774,54 +822,56 @@ pub mod tests {
         steps: &[Step],
         verdicts: Vec<Result<TokenVerdict, ApiError>>,
     ) -> (Decision, Vec<String>) {
-        let api = ScriptedApi {
-            verdicts: RefCell::new(verdicts.into()),
-            ..ScriptedApi::default()
-        };
-        let decision = run_with(
-            config,
-            &ModuleArgs::parse::<&str>(&[]).expect("args"),
-            user,
-            steps,
-            &api,
-        );
+        let api = ScriptedApi { verdicts: RefCell::new(verdicts.into()), ..ScriptedApi::default() };
+        let decision = run_with(config, &ModuleArgs::parse::<&str>(&[]).expect("args"), user, steps, &api);
         let verified = api.verified.borrow().clone();
         (decision, verified)
     }
 
-    fn run_with(
-        config: &Config,
-        args: &ModuleArgs,
-        user: &str,
-        steps: &[Step],
-        api: &ScriptedApi,
-    ) -> Decision {
+    fn run_with(config: &Config, args: &ModuleArgs, user: &str, steps: &[Step], api: &ScriptedApi) -> Decision {
         run_login(config, args, &login(user), steps, api)
     }
 
-    fn run_login(
+    fn run_login(config: &Config, args: &ModuleArgs, login: &Login, steps: &[Step], api: &ScriptedApi) -> Decision {
+        let clock = FakeClock::at_unix(1_700_000_000);
+        run_full(config, args, login, steps, api, &MemoryStateStore::new(), &clock)
+    }
+
+    fn run_full(
         config: &Config,
         args: &ModuleArgs,
         login: &Login,
         steps: &[Step],
         api: &ScriptedApi,
+        store: &MemoryStateStore,
+        clock: &FakeClock,
     ) -> Decision {
         let mut conversation = ScriptedConversation::new(steps);
-        let clock = FakeClock::at_unix(1_700_000_000);
         let log = MemoryLog::default();
         let accounts = accounts();
-        let connect =
-            |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(api)) };
+        let connect = |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(api)) };
+        let open_state = |_: &Config| -> Result<Box<dyn StateStore + '_>, StateError> { Ok(Box::new(store)) };
         let mut deps = Deps {
             conversation: &mut conversation,
             connect: &connect,
-            clock: &clock,
+            open_state: &open_state,
+            clock,
             accounts: &accounts,
             log: &log,
         };
         let decision = authenticate(config, args, login, &mut deps);
         conversation.assert_drained();
         decision
+    }
+
+    impl StateStore for &MemoryStateStore {
+        fn update(
+            &self,
+            user: &str,
+            change: &mut dyn FnMut(&mut crate::state::UserState) -> bool,
+        ) -> Result<(), StateError> {
+            (*self).update(user, change)
+        }
     }
 
     impl AuthyApi for &ScriptedApi {
@@ -831,11 +881,7 @@ pub mod tests {
         fn request_token(&self, id: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
             (*self).request_token(id, channel)
         }
-        fn create_approval_request(
-            &self,
-            id: AuthyId,
-            r: &ApprovalRequest,
-        ) -> Result<ApprovalUuid, ApiError> {
+        fn create_approval_request(&self, id: AuthyId, r: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
             (*self).create_approval_request(id, r)
         }
         fn approval_status(&self, uuid: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
@@ -864,11 +910,7 @@ pub mod tests {
             Step::Error("already used"),
             Step::Prompt("Authy token", "3333333"),
         ];
-        let verdicts = vec![
-            Ok(TokenVerdict::Invalid),
-            Ok(TokenVerdict::Reused),
-            Ok(TokenVerdict::Invalid),
-        ];
+        let verdicts = vec![Ok(TokenVerdict::Invalid), Ok(TokenVerdict::Reused), Ok(TokenVerdict::Invalid)];
         let (decision, _) = run_scripted(&config(""), "alice", &steps, verdicts);
         assert_eq!(decision.outcome, Outcome::MaxTries);
         assert_eq!(decision.tries, 3);
@@ -890,12 +932,7 @@ pub mod tests {
 
     #[test]
     fn a_conversation_error_fails_closed() {
-        let (decision, _) = run_scripted(
-            &config(""),
-            "alice",
-            &[Step::PromptFails("Authy token")],
-            vec![],
-        );
+        let (decision, _) = run_scripted(&config(""), "alice", &[Step::PromptFails("Authy token")], vec![]);
         assert_eq!(decision.outcome, Outcome::ConversationError);
     }
 
@@ -912,18 +949,10 @@ pub mod tests {
             (ApiError::Tls("bad cert".into()), Outcome::Denied),
             (ApiError::BadApiKey, Outcome::ServiceError),
             (ApiError::Protocol("html".into()), Outcome::Denied),
-            (
-                ApiError::Rejected {
-                    status: 404,
-                    code: Some("60026".into()),
-                    message: String::new(),
-                },
-                Outcome::Denied,
-            ),
+            (ApiError::Rejected { status: 404, code: Some("60026".into()), message: String::new() }, Outcome::Denied),
         ];
         for (error, expected) in closed {
-            let (decision, _) =
-                run_scripted(&safe_config, "alice", &prompt, vec![Err(error.clone())]);
+            let (decision, _) = run_scripted(&safe_config, "alice", &prompt, vec![Err(error.clone())]);
             assert_eq!(decision.outcome, expected, "{error:?} under failmode safe");
         }
     }
@@ -934,12 +963,7 @@ pub mod tests {
         assert_eq!(denied.outcome, Outcome::UnknownUser);
         let (ignored, _) = run_scripted(&config("unmapped_users = \"ignore\""), "bob", &[], vec![]);
         assert_eq!(ignored.outcome, Outcome::Exempt);
-        let (unknown, _) = run_scripted(
-            &config("unmapped_users = \"ignore\""),
-            "mallory",
-            &[],
-            vec![],
-        );
+        let (unknown, _) = run_scripted(&config("unmapped_users = \"ignore\""), "mallory", &[], vec![]);
         assert_eq!(unknown.outcome, Outcome::UnknownUser);
     }
 
@@ -988,48 +1012,26 @@ pub mod tests {
 
     #[test]
     fn push_typed_at_the_prompt_under_sshd_is_confirmed_by_enter_and_approved() {
-        let api = push_api(vec![
-            Ok(ApprovalStatus::Pending),
-            Ok(ApprovalStatus::Approved),
-        ]);
-        let steps = [
-            Step::Prompt("Authy token", " PUSH "),
-            Step::Prompt("approve it on your phone, then press Enter", ""),
-        ];
+        let api = push_api(vec![Ok(ApprovalStatus::Pending), Ok(ApprovalStatus::Approved)]);
+        let steps =
+            [Step::Prompt("Authy token", " PUSH "), Step::Prompt("approve it on your phone, then press Enter", "")];
         let decision = run_with(&config(""), &args(&[]), "alice", &steps, &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
         let request = api.push_requests.borrow()[0].clone();
         assert!(request.details.contains(&("Service".into(), "sshd".into())));
-        assert!(
-            request
-                .details
-                .contains(&("From".into(), "192.0.2.7".into()))
-        );
+        assert!(request.details.contains(&("From".into(), "192.0.2.7".into())));
         assert!(request.details.contains(&("User".into(), "alice".into())));
     }
 
     #[test]
     fn autopush_outside_sshd_notifies_at_once_and_waits() {
-        let api = push_api(vec![
-            Ok(ApprovalStatus::Pending),
-            Ok(ApprovalStatus::Pending),
-            Ok(ApprovalStatus::Approved),
-        ]);
+        let api =
+            push_api(vec![Ok(ApprovalStatus::Pending), Ok(ApprovalStatus::Pending), Ok(ApprovalStatus::Approved)]);
         let steps = [Step::Info("Authy push sent to your phone")];
-        let decision = run_login(
-            &config(""),
-            &args(&["method=push"]),
-            &sudo_login(),
-            &steps,
-            &api,
-        );
+        let decision = run_login(&config(""), &args(&["method=push"]), &sudo_login(), &steps, &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
         let request = api.push_requests.borrow()[0].clone();
-        assert!(
-            request
-                .details
-                .contains(&("Command".into(), "systemctl restart nginx".into()))
-        );
+        assert!(request.details.contains(&("Command".into(), "systemctl restart nginx".into())));
         assert_eq!(request.seconds_to_expire, 60);
     }
 
@@ -1037,18 +1039,8 @@ pub mod tests {
     fn a_denied_autopush_falls_back_to_the_prompt_and_costs_a_try() {
         let mut api = push_api(vec![Ok(ApprovalStatus::Denied)]);
         api.verdicts = RefCell::new(vec![Ok(TokenVerdict::Valid)].into());
-        let steps = [
-            Step::Info("Authy push sent"),
-            Step::Error("denied"),
-            Step::Prompt("Authy token", "1234567"),
-        ];
-        let decision = run_login(
-            &config("method = \"push\""),
-            &args(&[]),
-            &sudo_login(),
-            &steps,
-            &api,
-        );
+        let steps = [Step::Info("Authy push sent"), Step::Error("denied"), Step::Prompt("Authy token", "1234567")];
+        let decision = run_login(&config("method = \"push\""), &args(&[]), &sudo_login(), &steps, &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         assert_eq!(decision.tries, 2);
     }
@@ -1067,50 +1059,25 @@ pub mod tests {
                 Step::Info("Waiting for approval"),
                 Step::Info("Waiting for approval"),
             ];
-            let steps: &[Step] = if text == "not approved in time" {
-                &steps
-            } else {
-                &steps[..1]
-            };
-            let decision = run_login(
-                &config("max_tries = 1"),
-                &args(&["method=push"]),
-                &sudo_login(),
-                steps,
-                &api,
-            );
+            let steps: &[Step] = if text == "not approved in time" { &steps } else { &steps[..1] };
+            let decision = run_login(&config("max_tries = 1"), &args(&["method=push"]), &sudo_login(), steps, &api);
             assert_eq!(decision.outcome, Outcome::MaxTries, "{text}");
         }
     }
 
     #[test]
     fn a_reply_about_another_request_or_a_bad_reply_while_waiting_fails_closed() {
-        let api = push_api(vec![Err(ApiError::Protocol(
-            "approval status for another uuid".into(),
-        ))]);
-        let decision = run_login(
-            &config(""),
-            &args(&["method=push"]),
-            &sudo_login(),
-            &[Step::Info("Authy push sent")],
-            &api,
-        );
+        let api = push_api(vec![Err(ApiError::Protocol("approval status for another uuid".into()))]);
+        let decision =
+            run_login(&config(""), &args(&["method=push"]), &sudo_login(), &[Step::Info("Authy push sent")], &api);
         assert_eq!(decision.outcome, Outcome::Denied);
     }
 
     #[test]
     fn a_transient_failure_while_waiting_keeps_polling() {
-        let api = push_api(vec![
-            Err(ApiError::Unreachable("reset".into())),
-            Ok(ApprovalStatus::Approved),
-        ]);
-        let decision = run_login(
-            &config(""),
-            &args(&["method=push"]),
-            &sudo_login(),
-            &[Step::Info("Authy push sent")],
-            &api,
-        );
+        let api = push_api(vec![Err(ApiError::Unreachable("reset".into())), Ok(ApprovalStatus::Approved)]);
+        let decision =
+            run_login(&config(""), &args(&["method=push"]), &sudo_login(), &[Step::Info("Authy push sent")], &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
     }
 
@@ -1125,11 +1092,7 @@ pub mod tests {
                 self.0.prompt(text, echo)
             }
             fn info(&mut self, text: &str) -> Result<(), ConvError> {
-                if text.contains("Waiting for approval") {
-                    Err(ConvError)
-                } else {
-                    self.0.info(text)
-                }
+                if text.contains("Waiting for approval") { Err(ConvError) } else { self.0.info(text) }
             }
             fn error(&mut self, text: &str) -> Result<(), ConvError> {
                 self.0.error(text)
@@ -1139,21 +1102,18 @@ pub mod tests {
         let clock = FakeClock::at_unix(1_700_000_000);
         let log = MemoryLog::default();
         let accounts = accounts();
-        let connect =
-            |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(&api)) };
+        let connect = |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(&api)) };
+        let store = MemoryStateStore::new();
+        let open_state = |_: &Config| -> Result<Box<dyn StateStore + '_>, StateError> { Ok(Box::new(&store)) };
         let mut deps = Deps {
             conversation: &mut interrupting,
             connect: &connect,
+            open_state: &open_state,
             clock: &clock,
             accounts: &accounts,
             log: &log,
         };
-        let decision = authenticate(
-            &config(""),
-            &args(&["method=push"]),
-            &sudo_login(),
-            &mut deps,
-        );
+        let decision = authenticate(&config(""), &args(&["method=push"]), &sudo_login(), &mut deps);
         assert_eq!(decision.outcome, Outcome::ConversationError);
         conversation.assert_drained();
     }
@@ -1172,10 +1132,7 @@ pub mod tests {
     fn sms_then_the_code_verifies_and_the_request_is_not_a_failed_try() {
         let api = ScriptedApi {
             channel_replies: RefCell::new(
-                vec![Ok(ChannelReceipt {
-                    cellphone: Some("+1-XXX-XXX-XX67".into()),
-                })]
-                .into(),
+                vec![Ok(ChannelReceipt { cellphone: Some("+1-XXX-XXX-XX67".into()) })].into(),
             ),
             verdicts: RefCell::new(vec![Ok(TokenVerdict::Valid)].into()),
             ..ScriptedApi::default()
@@ -1197,17 +1154,8 @@ pub mod tests {
             verdicts: RefCell::new(vec![Ok(TokenVerdict::Valid)].into()),
             ..ScriptedApi::default()
         };
-        let steps = [
-            Step::Info("Call started"),
-            Step::Prompt("Authy token", "1234567"),
-        ];
-        let decision = run_with(
-            &config("method = \"call\""),
-            &args(&[]),
-            "alice",
-            &steps,
-            &api,
-        );
+        let steps = [Step::Info("Call started"), Step::Prompt("Authy token", "1234567")];
+        let decision = run_with(&config("method = \"call\""), &args(&[]), "alice", &steps, &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         assert_eq!(api.channels.borrow().as_slice(), [Channel::Call]);
     }
@@ -1238,13 +1186,7 @@ pub mod tests {
             Step::Error("No more push, SMS or call requests"),
             Step::PromptFails("Authy token"),
         ];
-        let decision = run_with(
-            &config("failmode = \"safe\""),
-            &args(&[]),
-            "alice",
-            &steps,
-            &api,
-        );
+        let decision = run_with(&config("failmode = \"safe\""), &args(&[]), "alice", &steps, &api);
         assert_eq!(decision.outcome, Outcome::ConversationError);
         assert_eq!(api.channels.borrow().len(), 3);
     }
@@ -1258,5 +1200,139 @@ pub mod tests {
         for other in ["pushy", "s m s", "", "push sms", "call 1234567"] {
             assert_eq!(parse_answer(other), Answer::Invalid, "{other:?}");
         }
+    }
+
+    fn offline_config(extra: &str) -> Config {
+        let text = format!(
+            "[api]\nurl = \"https://127.0.0.1:1\"\napi_key = \"k\"\n[auth]\n{extra}\n[users]\nalice = {{ authy_id = 42, offline_secret = \"{SEED}\" }}\n"
+        );
+        Config::parse(Path::new("/test.toml"), &text).expect("config")
+    }
+
+    const SEED: &str = "JBSWY3DPEHPK3PXP";
+    const NOW: u64 = 1_700_000_000;
+
+    fn offline_code(at: u64) -> &'static str {
+        let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
+        let code = offline::code_at(&Secret::from(SEED), at, &params).expect("code");
+        Box::leak(code.expose().to_owned().into_boxed_str())
+    }
+
+    fn unreachable_api() -> ScriptedApi {
+        ScriptedApi {
+            verdicts: RefCell::new(vec![Err(ApiError::Unreachable("refused".into()))].into()),
+            ..ScriptedApi::default()
+        }
+    }
+
+    fn run_offline(config: &Config, steps: &[Step], store: &MemoryStateStore, clock: &FakeClock) -> Decision {
+        run_full(config, &args(&[]), &login("alice"), steps, &unreachable_api(), store, clock)
+    }
+
+    #[test]
+    fn an_unreachable_api_falls_back_to_the_offline_code() {
+        let store = MemoryStateStore::new();
+        let steps = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
+        let decision = run_offline(&offline_config("failmode = \"safe\""), &steps, &store, &FakeClock::at_unix(NOW));
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Offline));
+        assert_eq!(store.get("alice").last_offline_step, Some(NOW / 30));
+    }
+
+    #[test]
+    fn a_wrong_offline_code_is_a_failed_try_and_counted() {
+        let store = MemoryStateStore::new();
+        let steps = [
+            Step::Prompt("Authy token", "1234567"),
+            Step::Prompt("Offline code", "000000"),
+            Step::Error("Wrong offline code"),
+            Step::Prompt("Offline code", "abc"),
+        ];
+        let decision = run_offline(&offline_config("max_tries = 2"), &steps, &store, &FakeClock::at_unix(NOW));
+        assert_eq!(decision.outcome, Outcome::MaxTries);
+        assert_eq!(store.get("alice").failures.len(), 2);
+    }
+
+    #[test]
+    fn a_replayed_or_older_offline_code_is_refused() {
+        let store = MemoryStateStore::new();
+        let clock = FakeClock::at_unix(NOW);
+        let config = offline_config("max_tries = 1");
+        let first = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
+        assert_eq!(run_offline(&config, &first, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
+        let again = run_offline(&config, &first, &store, &clock);
+        assert_eq!(again.outcome, Outcome::MaxTries, "same step twice");
+        clock.advance(Duration::from_secs(30));
+        let older = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW - 30))];
+        assert_eq!(run_offline(&config, &older, &store, &clock).outcome, Outcome::MaxTries, "a past step");
+        let newer = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW + 30))];
+        assert_eq!(run_offline(&config, &newer, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
+    }
+
+    #[test]
+    fn offline_verification_locks_after_max_failures_for_the_window() {
+        let store = MemoryStateStore::new();
+        let clock = FakeClock::at_unix(NOW);
+        let config = offline_config("max_tries = 1\n[offline]\nmax_failures = 2\nfailure_window_secs = 300");
+        let wrong = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", "000000")];
+        for _ in 0..2 {
+            assert_eq!(run_offline(&config, &wrong, &store, &clock).outcome, Outcome::MaxTries);
+        }
+        let right = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
+        let locked = run_offline(&config, &right, &store, &clock);
+        assert_eq!((locked.outcome, locked.reason.as_str()), (Outcome::MaxTries, "offline_locked_out"));
+        clock.advance(Duration::from_secs(301));
+        let right = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW + 301))];
+        assert_eq!(run_offline(&config, &right, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
+    }
+
+    #[test]
+    fn an_unusable_state_store_refuses_the_offline_code() {
+        let steps = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
+        let decision = run_offline(
+            &offline_config("failmode = \"safe\""),
+            &steps,
+            &MemoryStateStore::failing(),
+            &FakeClock::at_unix(NOW),
+        );
+        assert_eq!(decision.outcome, Outcome::ServiceError);
+    }
+
+    #[test]
+    fn users_without_an_offline_secret_get_failmode_and_others_never_do() {
+        let decision = run_offline(
+            &offline_config("failmode = \"safe\""),
+            &[Step::Prompt("Authy token", "1234567"), Step::PromptFails("Offline code")],
+            &MemoryStateStore::new(),
+            &FakeClock::at_unix(NOW),
+        );
+        assert_eq!(decision.outcome, Outcome::ConversationError);
+    }
+
+    #[test]
+    fn the_grace_period_skips_the_prompt_for_the_same_triple_until_it_expires() {
+        let config = config("grace_secs = 600");
+        let store = MemoryStateStore::new();
+        let clock = FakeClock::at_unix(NOW);
+        let api = ScriptedApi {
+            verdicts: RefCell::new(vec![Ok(TokenVerdict::Valid), Ok(TokenVerdict::Valid)].into()),
+            ..ScriptedApi::default()
+        };
+        let ssh = login("alice");
+        let first =
+            run_full(&config, &args(&[]), &ssh, &[Step::Prompt("Authy token", "1234567")], &api, &store, &clock);
+        assert_eq!(first.outcome, Outcome::Verified(Factor::Token));
+        let hit = run_full(&config, &args(&[]), &ssh, &[], &api, &store, &clock);
+        assert_eq!((hit.outcome, hit.reason.as_str()), (Outcome::Verified(Factor::Grace), "grace_period"));
+        let other_host = Login { rhost: Some("192.0.2.99".into()), ..ssh.clone() };
+        let miss =
+            run_full(&config, &args(&[]), &other_host, &[Step::PromptFails("Authy token")], &api, &store, &clock);
+        assert_eq!(miss.outcome, Outcome::ConversationError, "another rhost is a miss");
+        let local = Login { rhost: None, ..ssh.clone() };
+        let miss = run_full(&config, &args(&[]), &local, &[Step::PromptFails("Authy token")], &api, &store, &clock);
+        assert_eq!(miss.outcome, Outcome::ConversationError, "no rhost, no grace");
+        clock.advance(Duration::from_secs(601));
+        let expired =
+            run_full(&config, &args(&[]), &ssh, &[Step::Prompt("Authy token", "7654321")], &api, &store, &clock);
+        assert_eq!(expired.outcome, Outcome::Verified(Factor::Token));
     }
 }

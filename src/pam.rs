@@ -13,6 +13,7 @@ use crate::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
 use crate::sanitize;
 use crate::secret::Secret;
+use crate::state::{FileStateStore, StateError, StateStore};
 use crate::users::SystemAccounts;
 use pamsm::{Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -40,12 +41,7 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
-type ConvCallback = unsafe extern "C" fn(
-    c_int,
-    *mut *const PamMessage,
-    *mut *mut PamResponse,
-    *mut c_void,
-) -> c_int;
+type ConvCallback = unsafe extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
 
 #[repr(C)]
 struct PamConv {
@@ -114,10 +110,7 @@ fn raw_handle(pamh: &Pam) -> *const c_void {
 }
 
 fn text_item(item: Result<Option<&CStr>, PamError>) -> Option<String> {
-    item.ok()
-        .flatten()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
+    item.ok().flatten().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
 }
 
 fn tty_item(handle: *const c_void) -> Option<String> {
@@ -158,9 +151,7 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         rhost: text_item(pamh.get_rhost()),
         tty: tty_item(handle),
         ruser: text_item(pamh.get_ruser()),
-        hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         command,
     };
     let mut conversation = PamConversation { handle };
@@ -168,9 +159,13 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     let connect = |config: &Config| -> Result<Box<dyn AuthyApi>, crate::authy::ApiError> {
         AuthyClient::new(&config.api).map(|client| Box::new(client) as Box<dyn AuthyApi>)
     };
+    let open_state = |config: &Config| -> Result<Box<dyn StateStore>, StateError> {
+        FileStateStore::open(&config.offline.state_dir).map(|store| Box::new(store) as Box<dyn StateStore>)
+    };
     let mut deps = Deps {
         conversation: &mut conversation,
         connect: &connect,
+        open_state: &open_state,
         clock: &clock,
         accounts: &SystemAccounts,
         log: &log,
@@ -197,10 +192,7 @@ impl PamConversation {
         // SAFETY: libpam stores a `struct pam_conv` for PAM_CONV; we only read it.
         let conv = unsafe { &*(item as *const PamConv) };
         let callback = conv.conv.ok_or(ConvError)?;
-        let message = PamMessage {
-            msg_style: style,
-            msg: text.as_ptr(),
-        };
+        let message = PamMessage { msg_style: style, msg: text.as_ptr() };
         let mut message_ptr: *const PamMessage = &message;
         let mut response: *mut PamResponse = std::ptr::null_mut();
         // SAFETY: one message, valid for the call; the callback allocates `response` with
@@ -251,11 +243,7 @@ unsafe fn take_response(response: *mut PamResponse) -> Option<Secret> {
 
 impl Conversation for PamConversation {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
-        let style = if echo {
-            PAM_PROMPT_ECHO_ON
-        } else {
-            PAM_PROMPT_ECHO_OFF
-        };
+        let style = if echo { PAM_PROMPT_ECHO_ON } else { PAM_PROMPT_ECHO_OFF };
         self.send(style, text)?.ok_or(ConvError)
     }
 

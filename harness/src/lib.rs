@@ -124,18 +124,11 @@ impl AuthResult {
     }
 
     pub fn prompts(&self) -> Vec<&str> {
-        self.transcript
-            .iter()
-            .filter(|m| m.style.is_prompt())
-            .map(|m| m.text.as_str())
-            .collect()
+        self.transcript.iter().filter(|m| m.style.is_prompt()).map(|m| m.text.as_str()).collect()
     }
 
     pub fn text(&self) -> String {
-        self.transcript
-            .iter()
-            .map(|m| format!("{:?}: {}\n", m.style, m.text))
-            .collect()
+        self.transcript.iter().map(|m| format!("{:?}: {}\n", m.style, m.text)).collect()
     }
 }
 
@@ -153,12 +146,7 @@ struct PamResponse {
 
 #[repr(C)]
 struct PamConv {
-    conv: unsafe extern "C" fn(
-        c_int,
-        *mut *const PamMessage,
-        *mut *mut PamResponse,
-        *mut c_void,
-    ) -> c_int,
+    conv: unsafe extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int,
     appdata_ptr: *mut c_void,
 }
 
@@ -180,6 +168,9 @@ unsafe extern "C" {
 struct ConvState<'a> {
     responder: &'a mut (dyn FnMut(&Message) -> Reply + 'a),
     transcript: Vec<Message>,
+    /// A panic of the responder (a failed test assertion) is carried across the C frames of
+    /// libpam and the module, and resumed once the transaction has ended.
+    panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
 unsafe extern "C" fn conversation(
@@ -195,8 +186,7 @@ unsafe extern "C" fn conversation(
     let state = unsafe { &mut *(appdata as *mut ConvState) };
     let count = num_msg as usize;
     // SAFETY: calloc'ed, so PAM can free() it; zeroed means every resp starts NULL.
-    let replies =
-        unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) as *mut PamResponse };
+    let replies = unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) as *mut PamResponse };
     if replies.is_null() {
         return PAM_CONV_ERR;
     }
@@ -207,15 +197,21 @@ unsafe extern "C" fn conversation(
             String::new()
         } else {
             // SAFETY: a NUL-terminated string owned by the module for the call.
-            unsafe { CStr::from_ptr(message.msg) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(message.msg) }.to_string_lossy().into_owned()
         };
-        let message = Message {
-            style: Style::from_raw(message.msg_style),
-            text,
+        let message = Message { style: Style::from_raw(message.msg_style), text };
+        let reply = if state.panic.is_some() {
+            Reply::ConvError
+        } else {
+            let responder = &mut state.responder;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| responder(&message))) {
+                Ok(reply) => reply,
+                Err(panic) => {
+                    state.panic = Some(panic);
+                    Reply::ConvError
+                }
+            }
         };
-        let reply = (state.responder)(&message);
         state.transcript.push(message);
         match reply {
             Reply::Text(text) => {
@@ -270,14 +266,8 @@ pub fn authenticate(
         Some(dir) => Some(cstring(&dir.to_string_lossy())?),
         None => None,
     };
-    let mut state = ConvState {
-        responder,
-        transcript: Vec::new(),
-    };
-    let conv = PamConv {
-        conv: conversation,
-        appdata_ptr: &mut state as *mut ConvState as *mut c_void,
-    };
+    let mut state = ConvState { responder, transcript: Vec::new(), panic: None };
+    let conv = PamConv { conv: conversation, appdata_ptr: &mut state as *mut ConvState as *mut c_void };
     let mut handle: *mut c_void = std::ptr::null_mut();
     // SAFETY: valid C strings and out-pointer; conv and state outlive the handle.
     let rc = unsafe {
@@ -290,10 +280,7 @@ pub fn authenticate(
         )
     };
     if rc != PAM_SUCCESS || handle.is_null() {
-        return Err(format!(
-            "pam_start_confdir failed: {} ({rc})",
-            code_name(rc)
-        ));
+        return Err(format!("pam_start_confdir failed: {} ({rc})", code_name(rc)));
     }
     let set = |item: c_int, value: &Option<String>| -> Result<(), String> {
         if let Some(value) = value {
@@ -320,11 +307,10 @@ pub fn authenticate(
     let _service_after = string_item(handle, PAM_SERVICE);
     // SAFETY: the handle from pam_start_confdir, ended once.
     unsafe { pam_end(handle, code) };
-    Ok(AuthResult {
-        code,
-        transcript: state.transcript,
-        user_after,
-    })
+    if let Some(panic) = state.panic.take() {
+        std::panic::resume_unwind(panic);
+    }
+    Ok(AuthResult { code, transcript: state.transcript, user_after })
 }
 
 fn string_item(handle: *mut c_void, item_type: c_int) -> Option<String> {
@@ -335,11 +321,7 @@ fn string_item(handle: *mut c_void, item_type: c_int) -> Option<String> {
         return None;
     }
     // SAFETY: string items are NUL-terminated and owned by libpam.
-    Some(
-        unsafe { CStr::from_ptr(item as *const c_char) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { CStr::from_ptr(item as *const c_char) }.to_string_lossy().into_owned())
 }
 
 /// Answers prompts on the controlling terminal: echo off for secret prompts, info and error

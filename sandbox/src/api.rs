@@ -52,31 +52,18 @@ pub(crate) struct Prepared {
 /// Records, routes and picks the fault for one request.
 pub(crate) fn prepare(shared: &Shared, req: &Request) -> Prepared {
     let query = req.query.as_deref().map(parse_form).unwrap_or_default();
-    let route_path = if shared.normalize {
-        normalize_dot_segments(&req.path)
-    } else {
-        req.path.clone()
-    };
+    let route_path = if shared.normalize { normalize_dot_segments(&req.path) } else { req.path.clone() };
     let params = Params::from_parts(&query, req.header("content-type"), &req.body);
     // The header is what every current client sends; `?api_key=` is the pre-2017 form that
     // authy-openvpn, authy-ssh, authy.net and go-authy still hard-code.
-    let api_key = req
-        .header("x-authy-api-key")
-        .map(str::to_owned)
-        .or_else(|| {
-            params
-                .as_ref()
-                .ok()
-                .and_then(|p| p.get("api_key"))
-                .or_else(|| {
-                    query
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == "api_key")
-                        .map(|(_, v)| v.as_str())
-                })
-                .map(str::to_owned)
-        });
+    let api_key = req.header("x-authy-api-key").map(str::to_owned).or_else(|| {
+        params
+            .as_ref()
+            .ok()
+            .and_then(|p| p.get("api_key"))
+            .or_else(|| query.iter().rev().find(|(k, _)| k == "api_key").map(|(_, v)| v.as_str()))
+            .map(str::to_owned)
+    });
     let head_only = req.method == "HEAD";
     let route = route(&req.method, &route_path);
 
@@ -92,13 +79,7 @@ pub(crate) fn prepare(shared: &Shared, req: &Request) -> Prepared {
     });
     let subject = subject_user(&route, &store);
     let fault = store.take_fault(subject);
-    Prepared {
-        route,
-        params,
-        api_key,
-        fault,
-        head_only,
-    }
+    Prepared { route, params, api_key, fault, head_only }
 }
 
 /// The authy_id a request is about, for user-scoped faults.
@@ -130,27 +111,18 @@ pub(crate) fn route(method: &str, path: &str) -> Route {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         ["protected", "json", "users", "new"] if post => Route::UsersNew,
-        ["protected", "json", "users", "delete", id] if post => {
-            Route::UserRemove((*id).to_owned(), true)
-        }
+        ["protected", "json", "users", "delete", id] if post => Route::UserRemove((*id).to_owned(), true),
         ["protected", "json", "users", id, "status"] if get => Route::UserStatus((*id).to_owned()),
-        ["protected", "json", "users", id, "remove" | "delete"] if post => {
-            Route::UserRemove((*id).to_owned(), false)
-        }
+        ["protected", "json", "users", id, "remove" | "delete"] if post => Route::UserRemove((*id).to_owned(), false),
         ["protected", "json", "sms", id] if get => Route::Sms((*id).to_owned()),
         ["protected", "json", "call", id] if get => Route::Call((*id).to_owned()),
-        ["protected", "json", "verify", token, id] if get => Route::Verify {
-            token: (*token).to_owned(),
-            id: (*id).to_owned(),
-        },
+        ["protected", "json", "verify", token, id] if get => {
+            Route::Verify { token: (*token).to_owned(), id: (*id).to_owned() }
+        }
         ["protected", "json", "app", "details"] if get => Route::AppDetails,
         ["protected", "json", "app", "stats"] if get => Route::AppStats,
-        ["onetouch", "json", "users", id, "approval_requests"] if post => {
-            Route::ApprovalCreate((*id).to_owned())
-        }
-        ["onetouch", "json", "approval_requests", uuid] if get => {
-            Route::ApprovalStatus((*uuid).to_owned())
-        }
+        ["onetouch", "json", "users", id, "approval_requests"] if post => Route::ApprovalCreate((*id).to_owned()),
+        ["onetouch", "json", "approval_requests", uuid] if get => Route::ApprovalStatus((*uuid).to_owned()),
         _ => Route::NotFound,
     }
 }
@@ -239,22 +211,24 @@ pub(crate) fn answer(shared: &Shared, p: &Prepared) -> Response {
 }
 
 fn flag(params: &Params, name: &str) -> bool {
-    params
-        .get(name)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    params.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The last `n` characters (by char, so a hand-edited state file cannot split a UTF-8
+/// sequence).
+fn last_chars(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    s.chars().skip(count.saturating_sub(n)).collect()
 }
 
 /// `XXX-XXX-1118`: the last four digits, as in `users/{id}/status`.
 fn mask_status_phone(digits: &str) -> String {
-    let tail = &digits[digits.len().saturating_sub(4)..];
-    format!("XXX-XXX-{tail}")
+    format!("XXX-XXX-{}", last_chars(digits, 4))
 }
 
 /// `+1-XXX-XXX-XX85`: country code and the last two digits, as in the sms/call answers.
 fn mask_sent_phone(user: &User) -> String {
-    let digits = &user.cellphone;
-    let tail = &digits[digits.len().saturating_sub(2)..];
-    format!("+{}-XXX-XXX-XX{tail}", user.country_code)
+    format!("+{}-XXX-XXX-XX{}", user.country_code, last_chars(&user.cellphone, 2))
 }
 
 /// The device type a user's app would report.
@@ -281,12 +255,8 @@ fn valid_email(email: &str) -> bool {
 /// Dashes, dots and spaces are allowed in a cellphone (authy-api.md §1); the rest must be
 /// 6 to 15 digits (E.164 allows at most 15).
 fn normalize_cellphone(raw: &str) -> Option<String> {
-    let digits: String = raw
-        .chars()
-        .filter(|c| !matches!(c, '-' | '.' | ' '))
-        .collect();
-    ((6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(digits)
+    let digits: String = raw.chars().filter(|c| !matches!(c, '-' | '.' | ' ')).collect();
+    ((6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 fn parse_country_code(raw: &str) -> Option<u32> {
@@ -314,21 +284,14 @@ fn users_new(store: &mut Store, params: &Params) -> Response {
     let (Some(phone), Some(cc), true) = (phone, cc, invalid.is_empty()) else {
         // Each bad field appears inside `errors` and again at top level (ruby/java mocks).
         let msg = "User was not valid";
-        let mut errors: Vec<(String, J)> = invalid
-            .iter()
-            .map(|f| ((*f).to_owned(), J::s("is invalid")))
-            .collect();
+        let mut errors: Vec<(String, J)> = invalid.iter().map(|f| ((*f).to_owned(), J::s("is invalid"))).collect();
         errors.push(("message".to_owned(), J::s(msg)));
         let mut body = vec![
             ("message".to_owned(), J::s(msg)),
             ("success".to_owned(), J::Bool(false)),
             ("errors".to_owned(), J::Obj(errors)),
         ];
-        body.extend(
-            invalid
-                .iter()
-                .map(|f| ((*f).to_owned(), J::s("is invalid"))),
-        );
+        body.extend(invalid.iter().map(|f| ((*f).to_owned(), J::s("is invalid"))));
         body.push(("error_code".to_owned(), J::s("60027")));
         return reply(400, J::Obj(body));
     };
@@ -402,18 +365,26 @@ fn user_remove(store: &mut Store, id: &str, legacy_delete_path: bool) -> Respons
         u.account_disabled = true;
     }
     store.persist();
-    let message = if legacy_delete_path {
-        "User removed from application"
-    } else {
-        "User was added to remove."
-    };
-    reply(
-        200,
-        J::obj([("message", J::s(message)), ("success", J::Bool(true))]),
-    )
+    let message = if legacy_delete_path { "User removed from application" } else { "User was added to remove." };
+    reply(200, J::obj([("message", J::s(message)), ("success", J::Bool(true))]))
 }
 
 // ----------------------------------------------------------------------------- sms / call --
+
+/// 503 for a disabled add-on. The only recorded body (authy-api.md §4, 2013) puts `success`
+/// first, then `message`, then `errors`; the boolean `false` and the trailing `error_code`
+/// (60007/60006, inferred from the Java enum) follow every post-2016 error body.
+fn addon_disabled(code: &str, message: &str, short: &str) -> Response {
+    reply(
+        503,
+        J::obj([
+            ("success", J::Bool(false)),
+            ("message", J::s(message)),
+            ("errors", J::obj([("message", J::s(short))])),
+            ("error_code", J::s(code)),
+        ]),
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Channel {
@@ -421,29 +392,23 @@ enum Channel {
     Call,
 }
 
-fn send_code(
-    store: &mut Store,
-    shared: &Shared,
-    id: &str,
-    params: &Params,
-    channel: Channel,
-) -> Response {
+fn send_code(store: &mut Store, shared: &Shared, id: &str, params: &Params, channel: Channel) -> Response {
     let Some(user) = lookup(store, id).cloned() else {
         return user_not_found();
     };
     match channel {
         Channel::Sms if !store.sms_enabled => {
-            return error(
-                503,
+            return addon_disabled(
                 "60007",
                 "The text-message addon is not enabled for this app. Upgrade at least to Starter Plan to use SMS, see https://www.authy.com/pricing",
+                "The text-message addon is not enabled for this app.",
             );
         }
         Channel::Call if !store.calls_enabled => {
-            return error(
-                503,
+            return addon_disabled(
                 "60006",
                 "The calls add-on is not enabled on this App. To enable please contact support@authy.com",
+                "The calls add-on is not enabled on this App.",
             );
         }
         _ => {}
@@ -493,14 +458,7 @@ fn send_code(
         to: format!("+{}{}", user.country_code, user.cellphone),
         code,
     });
-    reply(
-        200,
-        J::obj([
-            ("success", J::Bool(true)),
-            ("message", J::s(message)),
-            ("cellphone", J::s(cellphone)),
-        ]),
-    )
+    reply(200, J::obj([("success", J::Bool(true)), ("message", J::s(message)), ("cellphone", J::s(cellphone))]))
 }
 
 // --------------------------------------------------------------------------------- verify --
@@ -594,20 +552,9 @@ fn approval_create(store: &mut Store, id: &str, params: &Params) -> Response {
             Err(_) => return error(400, "60004", "Invalid parameter: seconds_to_expire"),
         },
     };
-    let uuid = store.create_approval(
-        uid,
-        message,
-        params.hash("details"),
-        params.hash("hidden_details"),
-        seconds_to_expire,
-    );
-    reply(
-        200,
-        J::obj([
-            ("approval_request", J::obj([("uuid", J::s(uuid))])),
-            ("success", J::Bool(true)),
-        ]),
-    )
+    let uuid =
+        store.create_approval(uid, message, params.hash("details"), params.hash("hidden_details"), seconds_to_expire);
+    reply(200, J::obj([("approval_request", J::obj([("uuid", J::s(uuid))])), ("success", J::Bool(true))]))
 }
 
 /// The fixed application id of the sandbox app, Mongo-style like Authy's.
@@ -626,10 +573,7 @@ fn approval_status(store: &mut Store, uuid: &str) -> Response {
             ]),
         );
     };
-    let email = store
-        .users
-        .get(&a.record.authy_id)
-        .and_then(|u| u.emails.first().cloned());
+    let email = store.users.get(&a.record.authy_id).and_then(|u| u.emails.first().cloned());
     let processed = a.decided_unix.map(rfc3339);
     let updated = processed.clone().unwrap_or_else(|| rfc3339(a.created_unix));
     reply(
@@ -714,11 +658,7 @@ fn app_stats(store: &Store) -> Response {
 
 /// Details of an approval as the control interface lists them.
 pub(crate) fn details_json(map: &BTreeMap<String, String>) -> serde_json::Value {
-    serde_json::Value::Object(
-        map.iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-    )
+    serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
 }
 
 #[cfg(test)]
@@ -730,34 +670,19 @@ mod tests {
         assert_eq!(route("POST", "/protected/json/users/new"), Route::UsersNew);
         assert_eq!(
             route("GET", "/protected/json/verify/1234567/42"),
-            Route::Verify {
-                token: "1234567".into(),
-                id: "42".into()
-            }
+            Route::Verify { token: "1234567".into(), id: "42".into() }
         );
         assert_eq!(
             route("GET", "/protected/json/verify/%2e%2e%2fsms/42"),
-            Route::Verify {
-                token: "../sms".into(),
-                id: "42".into()
-            }
+            Route::Verify { token: "../sms".into(), id: "42".into() }
         );
-        assert_eq!(
-            route("POST", "/protected/json/users/delete/9"),
-            Route::UserRemove("9".into(), true)
-        );
-        assert_eq!(
-            route("POST", "/protected/json/users/9/delete"),
-            Route::UserRemove("9".into(), false)
-        );
+        assert_eq!(route("POST", "/protected/json/users/delete/9"), Route::UserRemove("9".into(), true));
+        assert_eq!(route("POST", "/protected/json/users/9/delete"), Route::UserRemove("9".into(), false));
         assert_eq!(route("GET", "/protected/xml/app/details"), Route::NotFound);
         assert_eq!(route("POST", "/protected/json/sms/1"), Route::NotFound);
         assert_eq!(route("GET", "/protected/json/sms/1/"), Route::NotFound);
         assert_eq!(route("GET", "*"), Route::NotFound);
-        assert_eq!(
-            route("HEAD", "/protected/json/app/details"),
-            Route::AppDetails
-        );
+        assert_eq!(route("HEAD", "/protected/json/app/details"), Route::AppDetails);
     }
 
     #[test]
@@ -784,13 +709,35 @@ mod tests {
         assert!(valid_email("a.b@example.com"));
         assert!(!valid_email("a@b"));
         assert!(!valid_email("a b@c.d"));
-        assert_eq!(
-            normalize_cellphone("555-123.45 67"),
-            Some("5551234567".into())
-        );
+        assert_eq!(normalize_cellphone("555-123.45 67"), Some("5551234567".into()));
         assert_eq!(normalize_cellphone("55a1234567"), None);
         assert_eq!(parse_country_code("+44"), Some(44));
         assert_eq!(parse_country_code("0"), None);
+    }
+
+    #[test]
+    fn routing_and_parsing_survive_random_input() {
+        // xorshift64*: reproducible noise without a dependency.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let alphabet: Vec<char> = "/.%2eEfF+&=[]{}\"é\u{0}09azAZ?#".chars().collect();
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let norm = normalize_dot_segments(&s);
+            assert!(norm.starts_with('/'));
+            let _ = route("GET", &norm);
+            let _ = route("POST", &s);
+            let _ = parse_form(&s);
+            let _ = Params::from_parts(&[], Some("application/json"), s.as_bytes());
+            let _ = Params::from_parts(&[], None, s.as_bytes()).map(|p| p.hash("details"));
+            let _ = mask_status_phone(&s);
+        }
     }
 
     #[test]

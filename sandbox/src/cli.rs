@@ -65,12 +65,7 @@ fn parse_user(spec: &str) -> Result<CliUser, String> {
     if name.is_empty() || !phone.chars().any(|c| c.is_ascii_digit()) {
         return Err(format!("--user {spec:?}: name and phone are required"));
     }
-    Ok(CliUser {
-        name: (*name).to_owned(),
-        email: (*email).to_owned(),
-        phone: (*phone).to_owned(),
-        country_code,
-    })
+    Ok(CliUser { name: (*name).to_owned(), email: (*email).to_owned(), phone: (*phone).to_owned(), country_code })
 }
 
 /// Parses arguments (without the program name). Accepts `--opt VALUE` and `--opt=VALUE`.
@@ -89,8 +84,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Options, String> {
             }
         };
         let addr = |name: &str, v: String| -> Result<SocketAddr, String> {
-            v.parse()
-                .map_err(|_| format!("{name}: {v:?} is not an IP:PORT address"))
+            v.parse().map_err(|_| format!("{name}: {v:?} is not an IP:PORT address"))
         };
         match flag {
             "-h" | "--help" => o.help = true,
@@ -176,8 +170,7 @@ pub fn run_cli(args: Vec<String>) -> i32 {
     let ca_file = match &opts.tls_dir {
         Some(dir) => dir.join("ca.pem"),
         None => {
-            let path =
-                std::env::temp_dir().join(format!("authy-sandbox-ca-{}.pem", std::process::id()));
+            let path = std::env::temp_dir().join(format!("authy-sandbox-ca-{}.pem", std::process::id()));
             if let Err(e) = std::fs::write(&path, sandbox.ca_pem()) {
                 eprintln!("authy-sandbox: cannot write {}: {e}", path.display());
                 return 1;

@@ -8,10 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch; 0 if the clock is before 1970 (never panics).
 pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `(year, month 1-12, day 1-31, seconds of day)` for a Unix time (proleptic Gregorian, UTC).
@@ -34,12 +31,7 @@ pub(crate) fn civil_from_unix(t: u64) -> (i32, u32, u32, u32) {
 /// `2017-02-10T01:09:52Z`, the format of Authy's approval-request timestamps.
 pub(crate) fn rfc3339(t: u64) -> String {
     let (y, mo, d, s) = civil_from_unix(t);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s / 60) % 60, s % 60)
 }
 
 /// English month name, for `app/stats`.
@@ -58,10 +50,7 @@ pub(crate) fn month_name(month: u32) -> &'static str {
         "November",
         "December",
     ];
-    NAMES
-        .get(month.saturating_sub(1) as usize)
-        .copied()
-        .unwrap_or("January")
+    NAMES.get(month.saturating_sub(1) as usize).copied().unwrap_or("January")
 }
 
 #[cfg(test)]

@@ -33,17 +33,8 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
         }
     };
     let query = req.query.as_deref().map(parse_form).unwrap_or_default();
-    let segs: Vec<&str> = req
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let method = if req.method == "HEAD" {
-        "GET"
-    } else {
-        req.method.as_str()
-    };
+    let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let method = if req.method == "HEAD" { "GET" } else { req.method.as_str() };
     match (method, segs.as_slice()) {
         ("GET", []) => ok(json!({
             "api_url": shared.api_url,
@@ -91,10 +82,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
             let Ok(id) = id.parse::<u64>() else {
                 return fail(404, "unknown user");
             };
-            let at = query
-                .iter()
-                .find(|(k, _)| k == "at")
-                .and_then(|(_, v)| v.parse::<u64>().ok());
+            let at = query.iter().find(|(k, _)| k == "at").and_then(|(_, v)| v.parse::<u64>().ok());
             let token = match at {
                 Some(t) => shared.token_at(id, t),
                 None => shared.current_token(id),
@@ -118,11 +106,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
         ("POST", ["faults"]) => set_fault(shared, &body),
         ("POST", ["push", "scenario"]) => set_scenario(shared, &body),
         ("POST", ["push", uuid]) => {
-            let Some(status) = body
-                .get("status")
-                .and_then(Value::as_str)
-                .and_then(PushStatus::parse)
-            else {
+            let Some(status) = body.get("status").and_then(Value::as_str).and_then(PushStatus::parse) else {
                 return fail(400, "status must be pending, approved, denied or expired");
             };
             if shared.decide_push(uuid, status) {
@@ -239,10 +223,7 @@ fn parse_scope(v: Option<&Value>) -> Result<FaultScope, String> {
         Some(Value::String(s)) if s == "global" => Ok(FaultScope::Global),
         Some(Value::Object(o)) => o
             .get("user")
-            .and_then(|u| {
-                u.as_u64()
-                    .or_else(|| u.as_str().and_then(|s| s.parse().ok()))
-            })
+            .and_then(|u| u.as_u64().or_else(|| u.as_str().and_then(|s| s.parse().ok())))
             .map(FaultScope::User)
             .ok_or_else(|| "scope must be \"global\" or {\"user\": N}".to_owned()),
         Some(_) => Err("scope must be \"global\" or {\"user\": N}".to_owned()),
@@ -252,9 +233,7 @@ fn parse_scope(v: Option<&Value>) -> Result<FaultScope, String> {
 /// The JSON spelling of a fault (see README); `null` clears.
 pub(crate) fn parse_fault(v: &Value) -> Result<Option<Fault>, String> {
     let status_of = |o: &serde_json::Map<String, Value>| {
-        o.get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
+        o.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok())
     };
     match v {
         Value::Null => Ok(None),
@@ -300,10 +279,7 @@ fn set_fault(shared: &Shared, body: &Value) -> Response {
         Ok(f) => f,
         Err(e) => return fail(400, e),
     };
-    let times = body
-        .get("times")
-        .and_then(Value::as_u64)
-        .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+    let times = body.get("times").and_then(Value::as_u64).map(|t| u32::try_from(t).unwrap_or(u32::MAX));
     shared.set_fault(scope, fault, times);
     ok(json!({ "ok": true }))
 }
@@ -319,11 +295,8 @@ pub(crate) fn parse_scenario(v: &Value) -> Result<PushScenario, String> {
                 .and_then(Value::as_str)
                 .and_then(PushStatus::parse)
                 .ok_or("after_polls needs a status")?;
-            let polls = o
-                .get("after_polls")
-                .and_then(Value::as_u64)
-                .map(|p| u32::try_from(p).unwrap_or(u32::MAX))
-                .unwrap_or(1);
+            let polls =
+                o.get("after_polls").and_then(Value::as_u64).map(|p| u32::try_from(p).unwrap_or(u32::MAX)).unwrap_or(1);
             Ok(PushScenario::AfterPolls { status, polls })
         }
         _ => Err("scenario must be \"manual\", \"never\" or {\"status\", \"after_polls\"}".into()),
@@ -354,21 +327,12 @@ mod tests {
         assert_eq!(f("null"), Ok(None));
         assert_eq!(f(r#"{"status":503}"#), Ok(Some(Fault::Status(503))));
         assert_eq!(f(r#""hang""#), Ok(Some(Fault::Hang)));
-        assert_eq!(
-            f(r#"{"slow_ms":1500}"#),
-            Ok(Some(Fault::Slow(Duration::from_millis(1500))))
-        );
+        assert_eq!(f(r#"{"slow_ms":1500}"#), Ok(Some(Fault::Slow(Duration::from_millis(1500)))));
         assert_eq!(f(r#""reset""#), Ok(Some(Fault::Reset)));
         assert_eq!(f(r#""invalid_json""#), Ok(Some(Fault::InvalidJson)));
         assert_eq!(f(r#""html""#), Ok(Some(Fault::Html)));
-        assert_eq!(
-            f(r#"{"redirect":"https://x.example/"}"#),
-            Ok(Some(Fault::Redirect("https://x.example/".into())))
-        );
-        assert_eq!(
-            f(r#"{"status":200,"body":"{}"}"#),
-            Ok(Some(Fault::Body(200, "{}".into())))
-        );
+        assert_eq!(f(r#"{"redirect":"https://x.example/"}"#), Ok(Some(Fault::Redirect("https://x.example/".into()))));
+        assert_eq!(f(r#"{"status":200,"body":"{}"}"#), Ok(Some(Fault::Body(200, "{}".into()))));
         assert!(f(r#""boom""#).is_err());
         assert!(f("3").is_err());
     }
@@ -380,10 +344,7 @@ mod tests {
         assert_eq!(s(r#""never""#), Ok(PushScenario::Never));
         assert_eq!(
             s(r#"{"status":"denied","after_polls":3}"#),
-            Ok(PushScenario::AfterPolls {
-                status: PushStatus::Denied,
-                polls: 3
-            })
+            Ok(PushScenario::AfterPolls { status: PushStatus::Denied, polls: 3 })
         );
         assert!(s(r#"{"status":"maybe"}"#).is_err());
         let scope = |t: &str| parse_scope(Some(&serde_json::from_str(t).expect("json")));

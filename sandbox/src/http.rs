@@ -22,11 +22,7 @@ pub(crate) struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_head: 16 * 1024,
-            max_body: 64 * 1024,
-            deadline: Duration::from_secs(30),
-        }
+        Limits { max_head: 16 * 1024, max_body: 64 * 1024, deadline: Duration::from_secs(30) }
     }
 }
 
@@ -48,10 +44,7 @@ pub(crate) struct Request {
 impl Request {
     /// The first header with that (lower-case) name.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -161,11 +154,7 @@ pub(crate) fn read_request<S: Read + Write>(
     buf: &mut Vec<u8>,
     limits: Limits,
 ) -> Result<Request, ReadError> {
-    let mut wire = Wire {
-        stream,
-        buf,
-        deadline: Instant::now() + limits.deadline,
-    };
+    let mut wire = Wire { stream, buf, deadline: Instant::now() + limits.deadline };
     // Parse the head, reading until it is complete or too large.
     let (head_len, method, path, query, minor, headers) = loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -181,12 +170,7 @@ pub(crate) fn read_request<S: Read + Write>(
                 let headers: Vec<(String, String)> = parsed
                     .headers
                     .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_ascii_lowercase(),
-                            String::from_utf8_lossy(h.value).trim().to_owned(),
-                        )
-                    })
+                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_owned()))
                     .collect();
                 break (n, method, path, query, parsed.version.unwrap_or(1), headers);
             }
@@ -213,14 +197,7 @@ pub(crate) fn read_request<S: Read + Write>(
     }
     wire.buf.drain(..head_len);
 
-    let mut req = Request {
-        method,
-        path,
-        query,
-        headers,
-        body: Vec::new(),
-        keep_alive: minor == 1,
-    };
+    let mut req = Request { method, path, query, headers, body: Vec::new(), keep_alive: minor == 1 };
     if let Some(conn) = req.header("connection") {
         let conn = conn.to_ascii_lowercase();
         if conn.split(',').any(|t| t.trim() == "close") {
@@ -229,9 +206,7 @@ pub(crate) fn read_request<S: Read + Write>(
             req.keep_alive = true;
         }
     }
-    let expects_continue = req
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let expects_continue = req.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
 
     let chunked = match req.header("transfer-encoding") {
         None => false,
@@ -258,8 +233,7 @@ pub(crate) fn read_request<S: Read + Write>(
             let line = wire.line()?;
             let size_text = String::from_utf8_lossy(&line);
             let size_text = size_text.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| ReadError::Bad("bad chunk size"))?;
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| ReadError::Bad("bad chunk size"))?;
             if size == 0 {
                 // Trailer section: skip header lines until the empty one.
                 loop {
@@ -308,10 +282,7 @@ pub(crate) fn read_request<S: Read + Write>(
 }
 
 fn send_continue<S: Write>(stream: &mut S) -> Result<(), ReadError> {
-    stream
-        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-        .and_then(|()| stream.flush())
-        .map_err(|_| ReadError::Io)
+    stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").and_then(|()| stream.flush()).map_err(|_| ReadError::Io)
 }
 
 /// One response to write.
@@ -461,8 +432,7 @@ pub(crate) fn normalize_dot_segments(path: &str) -> String {
     }
     let mut cleaned = format!("/{}", parts.join("/"));
     // rack keeps a trailing slash when the original path ended in "/", "/." or "/..".
-    let trailing =
-        unescaped.ends_with('/') || unescaped.ends_with("/.") || unescaped.ends_with("/..");
+    let trailing = unescaped.ends_with('/') || unescaped.ends_with("/.") || unescaped.ends_with("/..");
     if !parts.is_empty() && trailing {
         cleaned.push('/');
     }
@@ -512,10 +482,7 @@ mod tests {
     }
 
     fn fake(input: &[u8]) -> Fake {
-        Fake {
-            input: Cursor::new(input.to_vec()),
-            written: Vec::new(),
-        }
+        Fake { input: Cursor::new(input.to_vec()), written: Vec::new() }
     }
 
     #[test]
@@ -525,19 +492,13 @@ mod tests {
         );
         let mut buf = Vec::new();
         let a = read_request(&mut f, &mut buf, Limits::default()).expect("first");
-        assert_eq!(
-            (a.method.as_str(), a.path.as_str(), a.query.as_deref()),
-            ("POST", "/a", Some("x=1"))
-        );
+        assert_eq!((a.method.as_str(), a.path.as_str(), a.query.as_deref()), ("POST", "/a", Some("x=1")));
         assert_eq!(a.body, b"abc");
         assert!(a.keep_alive);
         let b = read_request(&mut f, &mut buf, Limits::default()).expect("second");
         assert_eq!(b.path, "/b");
         assert!(!b.keep_alive);
-        assert!(matches!(
-            read_request(&mut f, &mut buf, Limits::default()),
-            Err(ReadError::Closed)
-        ));
+        assert!(matches!(read_request(&mut f, &mut buf, Limits::default()), Err(ReadError::Closed)));
     }
 
     #[test]
@@ -571,11 +532,7 @@ mod tests {
         ));
         let mut buf = Vec::new();
         assert!(matches!(
-            read_request(
-                &mut fake(b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n"),
-                &mut buf,
-                Limits::default()
-            ),
+            read_request(&mut fake(b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n"), &mut buf, Limits::default()),
             Err(ReadError::BodyTooLarge)
         ));
     }
@@ -592,8 +549,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost",
         ] {
             let mut buf = Vec::new();
-            let err = read_request(&mut fake(input), &mut buf, Limits::default())
-                .expect_err("must be rejected");
+            let err = read_request(&mut fake(input), &mut buf, Limits::default()).expect_err("must be rejected");
             assert!(err.status().is_some(), "{err:?}");
         }
     }
@@ -620,18 +576,9 @@ mod tests {
 
     #[test]
     fn dot_segments_collapse_like_rack_protection() {
-        assert_eq!(
-            normalize_dot_segments("/protected/json/verify/../sms/12"),
-            "/protected/json/sms/12"
-        );
-        assert_eq!(
-            normalize_dot_segments("/protected/json/verify/%2e%2E%2fsms/12"),
-            "/protected/json/sms/12"
-        );
-        assert_eq!(
-            normalize_dot_segments("/protected/json/verify/..%2Fsms/12"),
-            "/protected/json/sms/12"
-        );
+        assert_eq!(normalize_dot_segments("/protected/json/verify/../sms/12"), "/protected/json/sms/12");
+        assert_eq!(normalize_dot_segments("/protected/json/verify/%2e%2E%2fsms/12"), "/protected/json/sms/12");
+        assert_eq!(normalize_dot_segments("/protected/json/verify/..%2Fsms/12"), "/protected/json/sms/12");
         assert_eq!(normalize_dot_segments("/a/./b/"), "/a/b/");
         assert_eq!(normalize_dot_segments("/../../.."), "/");
         assert_eq!(normalize_dot_segments("/é%2E%2e/x"), "/é../x");

@@ -122,8 +122,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 impl Sandbox {
     /// Prepares certificates and state, binds the listeners and starts serving.
     pub fn start(config: SandboxConfig) -> io::Result<Sandbox> {
-        let otp = otp::OtpParams::validate(config.totp_digits, config.totp_period_secs)
-            .map_err(invalid_input)?;
+        let otp = otp::OtpParams::validate(config.totp_digits, config.totp_period_secs).map_err(invalid_input)?;
         if config.api_key.is_empty() {
             return Err(invalid_input("api_key must not be empty"));
         }
@@ -131,9 +130,7 @@ impl Sandbox {
             && !c.ip().is_loopback()
         {
             // The control interface can mint users and read TOTP codes: never off-host.
-            return Err(invalid_input(format!(
-                "control_listen must be a loopback address, got {c}"
-            )));
+            return Err(invalid_input(format!("control_listen must be a loopback address, got {c}")));
         }
         let material = tls::prepare(config.tls_dir.as_deref(), config.server_cert)?;
         let tls_config = tls::server_config(&material.served)?;
@@ -167,13 +164,9 @@ impl Sandbox {
             control_addr,
             served_cert_pem: material.served.cert_pem,
         };
-        sandbox
-            .listeners
-            .push(ListenerHandle::spawn(&shared, api_listener, Kind::Api)?);
+        sandbox.listeners.push(ListenerHandle::spawn(&shared, api_listener, Kind::Api)?);
         if let Some(l) = control_listener {
-            sandbox
-                .listeners
-                .push(ListenerHandle::spawn(&shared, l, Kind::Control)?);
+            sandbox.listeners.push(ListenerHandle::spawn(&shared, l, Kind::Control)?);
         }
         Ok(sandbox)
     }

@@ -16,8 +16,7 @@ pub(crate) fn phone_digits(raw: &str) -> String {
 impl Shared {
     /// Like `users/new`: the same phone and country code always give the same id.
     pub(crate) fn add_user(&self, email: &str, cellphone: &str, country_code: u32) -> u64 {
-        self.store()
-            .upsert_user(email.trim(), &phone_digits(cellphone), country_code)
+        self.store().upsert_user(email.trim(), &phone_digits(cellphone), country_code)
     }
 
     /// A copy of one user.
@@ -31,12 +30,7 @@ impl Shared {
     }
 
     /// Changes a user's flags; false if the user is unknown.
-    pub(crate) fn set_user_flags(
-        &self,
-        authy_id: u64,
-        has_app: Option<bool>,
-        registered: Option<bool>,
-    ) -> bool {
+    pub(crate) fn set_user_flags(&self, authy_id: u64, has_app: Option<bool>, registered: Option<bool>) -> bool {
         let mut store = self.store();
         let Some(u) = store.users.get_mut(&authy_id) else {
             return false;
@@ -69,10 +63,7 @@ impl Shared {
 
     /// Installs (`times: None` = until cleared) or clears a fault.
     pub(crate) fn set_fault(&self, scope: FaultScope, fault: Option<Fault>, times: Option<u32>) {
-        let rule = fault.map(|fault| FaultRule {
-            fault,
-            remaining: times.map(|t| t.max(1)),
-        });
+        let rule = fault.map(|fault| FaultRule { fault, remaining: times.map(|t| t.max(1)) });
         self.store().set_fault(scope, rule);
     }
 

@@ -49,11 +49,7 @@ impl Params {
 
     /// The value of `name`, if given.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The hash under `prefix`: `details[A]=1&details[B]=2` gives `{A: 1, B: 2}`. Deeper
@@ -125,18 +121,12 @@ mod tests {
         )
         .expect("form");
         assert_eq!(p.get("user[email]"), Some("b@x.io"));
-        assert_eq!(
-            p.hash("hidden_details").get("ip").map(String::as_str),
-            Some("1.2.3.4")
-        );
+        assert_eq!(p.hash("hidden_details").get("ip").map(String::as_str), Some("1.2.3.4"));
     }
 
     #[test]
     fn broken_json_is_reported_and_other_types_ignored() {
-        assert_eq!(
-            Params::from_parts(&[], Some("application/json"), b"{\"a\":"),
-            Err(BadJson)
-        );
+        assert_eq!(Params::from_parts(&[], Some("application/json"), b"{\"a\":"), Err(BadJson));
         let p = Params::from_parts(&[], Some("text/plain"), b"a=1").expect("ignored");
         assert_eq!(p.get("a"), None);
         let p = Params::from_parts(&[], None, b" {\"a\":[1,2]}").expect("sniffed json");

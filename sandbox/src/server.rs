@@ -117,17 +117,15 @@ impl Shared {
 
     /// Waits for `d` (forever if `None`); returns true if the sandbox began stopping.
     pub(crate) fn wait(&self, d: Option<Duration>) -> bool {
-        let deadline = d.map(|d| Instant::now() + d);
+        // A deadline beyond what Instant can represent is as good as forever.
+        let deadline = d.and_then(|d| Instant::now().checked_add(d));
         let mut stopped = lock(&self.stop_flag);
         loop {
             if *stopped {
                 return true;
             }
             stopped = match deadline {
-                None => self
-                    .stop_cv
-                    .wait(stopped)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => self.stop_cv.wait(stopped).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -168,9 +166,8 @@ impl Shared {
     fn spawn_connection(self: &Arc<Self>, stream: TcpStream, kind: Kind) {
         let mut conns = lock(&self.conns);
         // Reap finished threads so the handle list stays short in a long-running demo.
-        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut conns.handles)
-            .into_iter()
-            .partition(|h| h.is_finished());
+        let (done, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut conns.handles).into_iter().partition(|h| h.is_finished());
         conns.handles = running;
         for h in done {
             let _ = h.join();
@@ -185,9 +182,8 @@ impl Shared {
         conns.next_id += 1;
         conns.live.insert(id, clone);
         let shared = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name(format!("authy-sandbox-{kind:?}-{id}").to_lowercase())
-            .spawn(move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("authy-sandbox-{kind:?}-{id}").to_lowercase()).spawn(move || {
                 match kind {
                     Kind::Api => serve_api(&shared, stream),
                     Kind::Control => serve_control(&shared, stream),
@@ -212,22 +208,14 @@ pub(crate) struct ListenerHandle {
 
 impl ListenerHandle {
     /// Starts accepting on `listener`.
-    pub(crate) fn spawn(
-        shared: &Arc<Shared>,
-        listener: TcpListener,
-        kind: Kind,
-    ) -> io::Result<ListenerHandle> {
+    pub(crate) fn spawn(shared: &Arc<Shared>, listener: TcpListener, kind: Kind) -> io::Result<ListenerHandle> {
         let local = listener.local_addr()?;
         let socket = listener.try_clone()?;
         let shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name(format!("authy-sandbox-accept-{kind:?}").to_lowercase())
             .spawn(move || accept_loop(&shared, &listener, kind))?;
-        Ok(ListenerHandle {
-            thread: Some(thread),
-            socket,
-            local,
-        })
+        Ok(ListenerHandle { thread: Some(thread), socket, local })
     }
 
     /// Wakes the accept loop (call `Shared::begin_stop` first) and joins it.
@@ -279,10 +267,7 @@ fn protocol_error(e: &ReadError, status: u16) -> Response {
         J::obj([
             ("message", J::s(message)),
             ("success", J::Bool(false)),
-            (
-                "errors",
-                J::obj([("message", J::s(message)), ("detail", J::s(e.detail()))]),
-            ),
+            ("errors", J::obj([("message", J::s(message)), ("detail", J::s(e.detail()))])),
             ("error_code", J::s("60002")),
         ])
         .to_string(),
@@ -347,9 +332,7 @@ fn serve_api(shared: &Shared, tcp: TcpStream) {
                 }
                 api::answer(shared, &prepared)
             }
-            Some(other) => {
-                api::fault_response(other).unwrap_or_else(|| api::answer(shared, &prepared))
-            }
+            Some(other) => api::fault_response(other).unwrap_or_else(|| api::answer(shared, &prepared)),
             None => api::answer(shared, &prepared),
         };
         let keep_alive = req.keep_alive && !shared.is_stopping();
@@ -383,8 +366,7 @@ fn serve_control(shared: &Shared, mut tcp: TcpStream) {
         };
         let resp = control::handle(shared, &req);
         let keep_alive = req.keep_alive && !shared.is_stopping();
-        if write_response(&mut tcp, &resp, keep_alive, req.method == "HEAD").is_err() || !keep_alive
-        {
+        if write_response(&mut tcp, &resp, keep_alive, req.method == "HEAD").is_err() || !keep_alive {
             return;
         }
     }

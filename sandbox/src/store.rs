@@ -158,12 +158,8 @@ impl Store {
     }
 
     fn load_users(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let bad = |why: String| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("state file {}: {why}", path.display()),
-            )
-        };
+        let bad =
+            |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("state file {}: {why}", path.display()));
         let file: StateFile = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         if file.version != 1 {
             return Err(bad(format!("unsupported version {}", file.version)));
@@ -189,10 +185,7 @@ impl Store {
             );
         }
         let max_id = self.users.keys().next_back().copied().unwrap_or(0);
-        self.next_id = file
-            .next_id
-            .max(max_id.saturating_add(1))
-            .max(FIRST_AUTHY_ID);
+        self.next_id = file.next_id.max(max_id.saturating_add(1)).max(FIRST_AUTHY_ID);
         Ok(())
     }
 
@@ -236,11 +229,8 @@ impl Store {
     /// The id for this phone, creating the user if needed; an unseen email is added (Authy
     /// stores several emails per phone). Re-registering a removed user re-activates it.
     pub(crate) fn upsert_user(&mut self, email: &str, cellphone: &str, country_code: u32) -> u64 {
-        let existing = self
-            .users
-            .values()
-            .find(|u| u.cellphone == cellphone && u.country_code == country_code)
-            .map(|u| u.id);
+        let existing =
+            self.users.values().find(|u| u.cellphone == cellphone && u.country_code == country_code).map(|u| u.id);
         let id = match existing {
             Some(id) => {
                 if let Some(u) = self.users.get_mut(&id) {
@@ -258,11 +248,7 @@ impl Store {
                     id,
                     User {
                         id,
-                        emails: if email.is_empty() {
-                            Vec::new()
-                        } else {
-                            vec![email.to_owned()]
-                        },
+                        emails: if email.is_empty() { Vec::new() } else { vec![email.to_owned()] },
                         cellphone: cellphone.to_owned(),
                         country_code,
                         has_app: true,
@@ -347,10 +333,7 @@ impl Store {
     }
 
     fn scenario_for(&self, authy_id: u64) -> PushScenario {
-        self.user_scenarios
-            .get(&authy_id)
-            .copied()
-            .unwrap_or(self.global_scenario)
+        self.user_scenarios.get(&authy_id).copied().unwrap_or(self.global_scenario)
     }
 
     /// Stores a new approval request and returns its uuid.
@@ -392,8 +375,7 @@ impl Store {
 
     /// The owner of an approval request, for user-scoped faults.
     pub(crate) fn approval_owner(&self, uuid: &str) -> Option<u64> {
-        self.approval_index(uuid)
-            .map(|i| self.approvals[i].record.authy_id)
+        self.approval_index(uuid).map(|i| self.approvals[i].record.authy_id)
     }
 
     /// Applies expiry to every pending request.
@@ -466,21 +448,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "state".to_owned());
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".to_owned());
+    let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -516,14 +487,7 @@ pub(crate) fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 #[cfg(test)]
@@ -542,20 +506,8 @@ mod tests {
     #[test]
     fn counted_faults_run_out_and_user_rules_win() {
         let mut s = Store::open(None).expect("store");
-        s.set_fault(
-            FaultScope::Global,
-            Some(FaultRule {
-                fault: Fault::Status(500),
-                remaining: Some(2),
-            }),
-        );
-        s.set_fault(
-            FaultScope::User(7),
-            Some(FaultRule {
-                fault: Fault::Hang,
-                remaining: None,
-            }),
-        );
+        s.set_fault(FaultScope::Global, Some(FaultRule { fault: Fault::Status(500), remaining: Some(2) }));
+        s.set_fault(FaultScope::User(7), Some(FaultRule { fault: Fault::Hang, remaining: None }));
         assert_eq!(s.take_fault(Some(7)), Some(Fault::Hang));
         assert_eq!(s.take_fault(None), Some(Fault::Status(500)));
         assert_eq!(s.take_fault(Some(8)), Some(Fault::Status(500)));

@@ -9,13 +9,13 @@
 
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -57,10 +57,7 @@ pub struct IssuedCert {
 impl std::fmt::Debug for IssuedCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material, even in a test log.
-        f.debug_struct("IssuedCert")
-            .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &"<redacted>")
-            .finish()
+        f.debug_struct("IssuedCert").field("cert_pem", &self.cert_pem).field("key_pem", &"<redacted>").finish()
     }
 }
 
@@ -81,9 +78,7 @@ pub struct TestCa {
 
 impl std::fmt::Debug for TestCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa")
-            .field("cert_pem", &self.cert_pem)
-            .finish_non_exhaustive()
+        f.debug_struct("TestCa").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
     }
 }
 
@@ -109,41 +104,25 @@ impl TestCa {
     pub fn generate(common_name: &str) -> io::Result<TestCa> {
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "authy-sandbox");
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::OrganizationName, "authy-sandbox");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let year = current_year();
         params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
         params.not_after = rcgen::date_time_ymd(year + 20, 1, 1);
         params.serial_number = Some(random_serial()?);
         let key = KeyPair::generate().map_err(|e| rc_err("CA key", e))?;
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| rc_err("CA certificate", e))?;
-        Ok(TestCa {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        let cert = params.self_signed(&key).map_err(|e| rc_err("CA certificate", e))?;
+        Ok(TestCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// Loads an existing CA from its certificate and private key (PEM).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> io::Result<TestCa> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| rc_err("CA key", e))?;
-        let issuer =
-            Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| rc_err("CA certificate", e))?;
-        Ok(TestCa {
-            cert_pem: cert_pem.to_owned(),
-            issuer,
-        })
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| rc_err("CA certificate", e))?;
+        Ok(TestCa { cert_pem: cert_pem.to_owned(), issuer })
     }
 
     /// The CA certificate, PEM: what a client must trust.
@@ -160,25 +139,16 @@ impl TestCa {
     pub fn issue(&self, names: &[&str], validity: Validity) -> io::Result<IssuedCert> {
         let params = leaf_params(names, validity)?;
         let key = KeyPair::generate().map_err(|e| rc_err("server key", e))?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|e| rc_err("server certificate", e))?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        let cert = params.signed_by(&key, &self.issuer).map_err(|e| rc_err("server certificate", e))?;
+        Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 
 fn leaf_params(names: &[&str], validity: Validity) -> io::Result<CertificateParams> {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params =
-        CertificateParams::new(names.clone()).map_err(|e| rc_err("server names", e))?;
+    let mut params = CertificateParams::new(names.clone()).map_err(|e| rc_err("server names", e))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(
-        DnType::CommonName,
-        names.first().cloned().unwrap_or_default(),
-    );
+    params.distinguished_name.push(DnType::CommonName, names.first().cloned().unwrap_or_default());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
@@ -203,13 +173,8 @@ pub fn self_signed(names: &[&str]) -> io::Result<IssuedCert> {
     // No authority key identifier: there is no authority.
     params.use_authority_key_identifier_extension = false;
     let key = KeyPair::generate().map_err(|e| rc_err("server key", e))?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| rc_err("server certificate", e))?;
-    Ok(IssuedCert {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.self_signed(&key).map_err(|e| rc_err("server certificate", e))?;
+    Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// Mints the certificate `kind` describes. `ca` signs `Good`, `WrongHost` and `Expired`.
@@ -219,9 +184,7 @@ pub fn mint(kind: ServerCert, ca: &TestCa) -> io::Result<IssuedCert> {
         ServerCert::SelfSigned => self_signed(&GOOD_NAMES),
         ServerCert::WrongHost => ca.issue(&[WRONG_HOST_NAME], Validity::Current),
         ServerCert::Expired => ca.issue(&GOOD_NAMES, Validity::Expired),
-        ServerCert::UnknownCa => {
-            TestCa::generate("authy-sandbox rogue CA")?.issue(&GOOD_NAMES, Validity::Current)
-        }
+        ServerCert::UnknownCa => TestCa::generate("authy-sandbox rogue CA")?.issue(&GOOD_NAMES, Validity::Current),
     }
 }
 
@@ -265,10 +228,7 @@ pub(crate) fn prepare(tls_dir: Option<&Path>, kind: ServerCert) -> io::Result<Ma
         }
         ServerCert::WrongHost | ServerCert::Expired => {
             let ca = ca.as_ref().ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "this server_cert needs the CA key (ca.key) in tls_dir",
-                )
+                io::Error::new(io::ErrorKind::NotFound, "this server_cert needs the CA key (ca.key) in tls_dir")
             })?;
             mint(kind, ca)?
         }
@@ -277,12 +237,12 @@ pub(crate) fn prepare(tls_dir: Option<&Path>, kind: ServerCert) -> io::Result<Ma
 }
 
 fn load_or_create(dir: &Path) -> io::Result<(Option<TestCa>, String, IssuedCert)> {
-    fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        // It will hold private keys: keep it private from the start.
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
     let path = |name: &str| -> PathBuf { dir.join(name) };
-    let present: Vec<bool> = [CA_PEM, CA_KEY, SERVER_PEM, SERVER_KEY]
-        .iter()
-        .map(|n| path(n).exists())
-        .collect();
+    let present: Vec<bool> = [CA_PEM, CA_KEY, SERVER_PEM, SERVER_KEY].iter().map(|n| path(n).exists()).collect();
     if present.iter().all(|p| !p) {
         let ca = TestCa::generate(CA_COMMON_NAME)?;
         let good = ca.issue(&GOOD_NAMES, Validity::Current)?;
@@ -305,28 +265,16 @@ fn load_or_create(dir: &Path) -> io::Result<(Option<TestCa>, String, IssuedCert)
         }
     }
     let ca_pem = fs::read_to_string(path(CA_PEM))?;
-    let good = IssuedCert {
-        cert_pem: fs::read_to_string(path(SERVER_PEM))?,
-        key_pem: fs::read_to_string(path(SERVER_KEY))?,
-    };
-    let ca = if path(CA_KEY).exists() {
-        Some(TestCa::from_pem(
-            &ca_pem,
-            &fs::read_to_string(path(CA_KEY))?,
-        )?)
-    } else {
-        None
-    };
+    let good =
+        IssuedCert { cert_pem: fs::read_to_string(path(SERVER_PEM))?, key_pem: fs::read_to_string(path(SERVER_KEY))? };
+    let ca =
+        if path(CA_KEY).exists() { Some(TestCa::from_pem(&ca_pem, &fs::read_to_string(path(CA_KEY))?)?) } else { None };
     Ok((ca, ca_pem, good))
 }
 
 /// Creates `path` with `mode` (refusing to overwrite) and writes `text`.
 fn write_file(path: &Path, text: &str, mode: u32) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
     // The umask may have narrowed the mode; set it exactly.
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     f.write_all(text.as_bytes())?;
@@ -335,18 +283,15 @@ fn write_file(path: &Path, text: &str, mode: u32) -> io::Result<()> {
 
 /// Builds the rustls server configuration on an explicit ring provider.
 pub(crate) fn server_config(served: &IssuedCert) -> io::Result<Arc<rustls::ServerConfig>> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
-    };
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(served.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad("server certificate PEM", &e))?;
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"));
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(served.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("server certificate PEM", &e))?;
     if chain.is_empty() {
         return Err(bad("server certificate PEM", &"no CERTIFICATE block"));
     }
-    let key = PrivateKeyDer::from_pem_slice(served.key_pem.as_bytes())
-        .map_err(|e| bad("server key PEM", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(served.key_pem.as_bytes()).map_err(|e| bad("server key PEM", &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -381,9 +326,7 @@ mod tests {
     fn a_ca_reloaded_from_pem_still_issues() {
         let ca = TestCa::generate(CA_COMMON_NAME).expect("ca");
         let again = TestCa::from_pem(ca.cert_pem(), &ca.key_pem()).expect("reload");
-        again
-            .issue(&GOOD_NAMES, Validity::Current)
-            .expect("issue with reloaded CA");
+        again.issue(&GOOD_NAMES, Validity::Current).expect("issue with reloaded CA");
     }
 
     #[test]

@@ -23,10 +23,7 @@ fn users_new_creates_a_user_and_the_same_phone_gives_the_same_id() {
     );
     assert_eq!(r.status, 200);
     let id = r.json()["user"]["id"].as_u64().expect("numeric id");
-    assert_eq!(
-        r.body,
-        format!(r#"{{"message":"User created successfully.","user":{{"id":{id}}},"success":true}}"#)
-    );
+    assert_eq!(r.body, format!(r#"{{"message":"User created successfully.","user":{{"id":{id}}},"success":true}}"#));
     // JSON body, other email, same phone with other separators: same id (docs §1).
     let r = post_json(
         &sb,
@@ -77,12 +74,7 @@ fn user_status_has_the_documented_shape() {
         r#"{{"status":{{"authy_id":{id},"confirmed":false,"registered":true,"country_code":1,"phone_number":"XXX-XXX-1185","email":"alice@example.com","devices":["android"],"has_hard_token":false,"account_disabled":false,"detailed_devices":[{{"device_type":"authy","os_type":"android","registration_device_id":null,"registration_method":null,"device_id":"#
     );
     assert!(r.body.starts_with(&prefix), "{}", r.body);
-    assert!(
-        r.body
-            .ends_with(r#"}],"deleted_devices":[]},"message":"User status.","success":true}"#),
-        "{}",
-        r.body
-    );
+    assert!(r.body.ends_with(r#"}],"deleted_devices":[]},"message":"User status.","success":true}"#), "{}", r.body);
     sb.set_user_has_app(id, false);
     let v = get(&sb, &format!("/protected/json/users/{id}/status")).json();
     assert_eq!(v["status"]["devices"], serde_json::json!([]));
@@ -99,30 +91,18 @@ fn remove_and_its_legacy_aliases() {
     let (sb, id) = sandbox_with_user();
     let r = post_form(&sb, &format!("/protected/json/users/{id}/remove"), "");
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.body,
-        r#"{"message":"User was added to remove.","success":true}"#
-    );
+    assert_eq!(r.body, r#"{"message":"User was added to remove.","success":true}"#);
     let v = get(&sb, &format!("/protected/json/users/{id}/status")).json();
     assert_eq!(v["status"]["account_disabled"], true);
     // Tokens keep verifying until the real deletion (docs §3).
     let tok = sb.current_token(id).expect("token");
-    let r = get(
-        &sb,
-        &format!("/protected/json/verify/{tok}/{id}?force=true"),
-    );
+    let r = get(&sb, &format!("/protected/json/verify/{tok}/{id}?force=true"));
     assert_eq!(r.status, 200);
 
     let r = post_form(&sb, &format!("/protected/json/users/{id}/delete"), "");
-    assert_eq!(
-        r.body,
-        r#"{"message":"User was added to remove.","success":true}"#
-    );
+    assert_eq!(r.body, r#"{"message":"User was added to remove.","success":true}"#);
     let r = post_form(&sb, &format!("/protected/json/users/delete/{id}"), "");
-    assert_eq!(
-        r.body,
-        r#"{"message":"User removed from application","success":true}"#
-    );
+    assert_eq!(r.body, r#"{"message":"User removed from application","success":true}"#);
     let r = post_form(&sb, "/protected/json/users/4242/remove", "");
     assert_eq!((r.status, r.body.as_str()), (404, user_not_found_body()));
     // Re-registering the phone re-activates the same id.
@@ -136,10 +116,7 @@ fn sms_is_sent_with_force_and_ignored_for_app_users_without_it() {
     let (sb, id) = sandbox_with_user();
     let r = get(&sb, &format!("/protected/json/sms/{id}?force=true"));
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.body,
-        r#"{"success":true,"message":"SMS token was sent","cellphone":"+1-XXX-XXX-XX85"}"#
-    );
+    assert_eq!(r.body, r#"{"success":true,"message":"SMS token was sent","cellphone":"+1-XXX-XXX-XX85"}"#);
     let r = get(&sb, &format!("/protected/json/sms/{id}"));
     assert_eq!(
         r.body,
@@ -155,7 +132,7 @@ fn sms_is_sent_with_force_and_ignored_for_app_users_without_it() {
     assert_eq!(r.status, 503);
     assert_eq!(
         r.body,
-        r#"{"message":"The text-message addon is not enabled for this app. Upgrade at least to Starter Plan to use SMS, see https://www.authy.com/pricing","success":false,"errors":{"message":"The text-message addon is not enabled for this app. Upgrade at least to Starter Plan to use SMS, see https://www.authy.com/pricing"},"error_code":"60007"}"#
+        r#"{"success":false,"message":"The text-message addon is not enabled for this app. Upgrade at least to Starter Plan to use SMS, see https://www.authy.com/pricing","errors":{"message":"The text-message addon is not enabled for this app."},"error_code":"60007"}"#
     );
     let r = get(&sb, "/protected/json/sms/31337?force=true");
     assert_eq!((r.status, r.body.as_str()), (404, user_not_found_body()));
@@ -167,10 +144,7 @@ fn call_is_started_with_force_and_ignored_for_app_users_without_it() {
     let r = get(&sb, &format!("/protected/json/call/{id}?force=true"));
     assert_eq!(
         (r.status, r.body.as_str()),
-        (
-            200,
-            r#"{"success":true,"message":"Call started...","cellphone":"+1-XXX-XXX-XX85"}"#
-        )
+        (200, r#"{"success":true,"message":"Call started...","cellphone":"+1-XXX-XXX-XX85"}"#)
     );
     let r = get(&sb, &format!("/protected/json/call/{id}"));
     assert_eq!(
@@ -231,14 +205,10 @@ fn verify_rejects_a_reused_token_with_60019() {
 fn verify_window_is_one_step_each_side() {
     let (sb, id) = sandbox_with_user();
     sb.set_clock(Some(T));
-    let window: Vec<String> = [-30i64, 0, 30]
-        .iter()
-        .map(|o| sb.token_at(id, T.checked_add_signed(*o).expect("t")).expect("token"))
-        .collect();
+    let window: Vec<String> =
+        [-30i64, 0, 30].iter().map(|o| sb.token_at(id, T.checked_add_signed(*o).expect("t")).expect("token")).collect();
     for (offset, ok) in [(-30i64, true), (30, true), (-60, false), (60, false), (-3600, false)] {
-        let tok = sb
-            .token_at(id, T.checked_add_signed(offset).expect("time"))
-            .expect("token");
+        let tok = sb.token_at(id, T.checked_add_signed(offset).expect("time")).expect("token");
         if !ok && window.contains(&tok) {
             continue; // a 1-in-10^7 collision with a window code; nothing to test
         }
@@ -296,33 +266,20 @@ fn verify_without_force_lets_unregistered_users_in_with_any_digits() {
 #[test]
 fn api_key_is_required_in_header_or_legacy_query() {
     let (sb, id) = sandbox_with_user();
-    let expected = r#"{"message":"Invalid API key","success":false,"errors":{"message":"Invalid API key"},"error_code":"60001"}"#;
+    let expected =
+        r#"{"message":"Invalid API key","success":false,"errors":{"message":"Invalid API key"},"error_code":"60001"}"#;
     let path = format!("/protected/json/users/{id}/status");
     let r = send(&sb, "GET", &path, None, None);
     assert_eq!((r.status, r.body.as_str()), (401, expected));
     let r = send(&sb, "GET", &path, Some("not-the-key"), None);
     assert_eq!((r.status, r.body.as_str()), (401, expected));
-    let r = send(
-        &sb,
-        "GET",
-        &format!("{path}?api_key={}", sb.api_key()),
-        None,
-        None,
-    );
+    let r = send(&sb, "GET", &format!("{path}?api_key={}", sb.api_key()), None, None);
     assert_eq!(r.status, 200);
     // Even unknown routes and onetouch want the key first.
     let r = send(&sb, "GET", "/nope", None, None);
     assert_eq!(r.status, 401);
     let keys: Vec<Option<String>> = sb.requests().into_iter().map(|r| r.api_key).collect();
-    assert_eq!(
-        keys,
-        vec![
-            None,
-            Some("not-the-key".to_owned()),
-            Some(sb.api_key().to_owned()),
-            None
-        ]
-    );
+    assert_eq!(keys, vec![None, Some("not-the-key".to_owned()), Some(sb.api_key().to_owned()), None]);
 }
 
 #[test]
@@ -334,10 +291,7 @@ fn app_details_and_stats() {
         r#"{"app":{"name":"Authy Sandbox","plan":"pay_as_you_go","sms_enabled":true,"phone_calls_enabled":true,"app_id":1234,"onetouch_enabled":true},"message":"Application information.","success":true}"#
     );
     sb.set_sms_enabled(false);
-    assert_eq!(
-        get(&sb, "/protected/json/app/details").json()["app"]["sms_enabled"],
-        false
-    );
+    assert_eq!(get(&sb, "/protected/json/app/details").json()["app"]["sms_enabled"], false);
     let v = get(&sb, "/protected/json/app/stats").json();
     assert_eq!(v["message"], "Monthly statistics.");
     assert_eq!(v["total_users"], 1);
@@ -362,10 +316,7 @@ fn unknown_routes_and_xml_are_404() {
         );
     }
     // A wrong method is an unknown route too.
-    assert_eq!(
-        post_form(&sb, &format!("/protected/json/sms/{id}"), "").status,
-        404
-    );
+    assert_eq!(post_form(&sb, &format!("/protected/json/sms/{id}"), "").status, 404);
     // Without the 2015 emulation an encoded "../sms" is just a bad token.
     let r = get(&sb, &format!("/protected/json/verify/%2e%2e%2fsms/{id}"));
     assert_eq!(r.status, 401);
@@ -374,11 +325,7 @@ fn unknown_routes_and_xml_are_404() {
 
 #[test]
 fn dot_segment_mode_routes_verify_dot_dot_sms_to_sms() {
-    let sb = Sandbox::start(SandboxConfig {
-        normalize_dot_segments: true,
-        ..SandboxConfig::default()
-    })
-    .expect("start");
+    let sb = Sandbox::start(SandboxConfig { normalize_dot_segments: true, ..SandboxConfig::default() }).expect("start");
     let id = sb.add_user("alice@example.com", "555-123-1185", 1);
     sb.set_user_has_app(id, false);
     for raw in [
@@ -390,10 +337,7 @@ fn dot_segment_mode_routes_verify_dot_dot_sms_to_sms() {
         sb.clear_requests();
         let r = get(&sb, &raw);
         assert_eq!(r.status, 200, "{raw}: {}", r.body);
-        assert_eq!(
-            r.body,
-            r#"{"success":true,"message":"SMS token was sent","cellphone":"+1-XXX-XXX-XX85"}"#
-        );
+        assert_eq!(r.body, r#"{"success":true,"message":"SMS token was sent","cellphone":"+1-XXX-XXX-XX85"}"#);
         let rec = sb.requests();
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].raw_path, raw);
@@ -415,14 +359,8 @@ fn onetouch_create_accepts_form_and_json_details() {
         "message=Login+to+host&details%5BUsername%5D=alice&details[Host]=web1&hidden_details[ip]=10.0.0.1&seconds_to_expire=120&logos[][res]=default&logos[][url]=https%3A%2F%2Fx.example%2Fl.png",
     );
     assert_eq!(r.status, 200);
-    let uuid = r.json()["approval_request"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned();
-    assert_eq!(
-        r.body,
-        format!(r#"{{"approval_request":{{"uuid":"{uuid}"}},"success":true}}"#)
-    );
+    let uuid = r.json()["approval_request"]["uuid"].as_str().expect("uuid").to_owned();
+    assert_eq!(r.body, format!(r#"{{"approval_request":{{"uuid":"{uuid}"}},"success":true}}"#));
     assert_eq!(uuid.len(), 36);
     assert_eq!(&uuid[14..15], "4");
 
@@ -437,10 +375,7 @@ fn onetouch_create_accepts_form_and_json_details() {
     assert_eq!(recs[0].message, "Login to host");
     assert_eq!(recs[0].details.get("Username").map(String::as_str), Some("alice"));
     assert_eq!(recs[0].details.get("Host").map(String::as_str), Some("web1"));
-    assert_eq!(
-        recs[0].hidden_details.get("ip").map(String::as_str),
-        Some("10.0.0.1")
-    );
+    assert_eq!(recs[0].hidden_details.get("ip").map(String::as_str), Some("10.0.0.1"));
     assert_eq!(recs[0].seconds_to_expire, 120);
     assert_eq!(recs[1].details.get("Command").map(String::as_str), Some("ls"));
     assert_eq!(recs[1].seconds_to_expire, 86_400);
@@ -454,11 +389,7 @@ fn onetouch_errors() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error_code"], "60004");
     assert_eq!(r.json()["success"], false);
-    let r = post_form(
-        &sb,
-        &format!("/onetouch/json/users/{id}/approval_requests"),
-        "message=x&seconds_to_expire=soon",
-    );
+    let r = post_form(&sb, &format!("/onetouch/json/users/{id}/approval_requests"), "message=x&seconds_to_expire=soon");
     assert_eq!(r.status, 400);
     let r = post_form(&sb, "/onetouch/json/users/55555/approval_requests", "message=x");
     assert_eq!((r.status, r.body.as_str()), (404, user_not_found_body()));
@@ -527,11 +458,7 @@ fn approval_status_has_the_documented_keys() {
 fn every_request_is_recorded_as_sent() {
     let (sb, id) = sandbox_with_user();
     get(&sb, &format!("/protected/json/sms/{id}?force=true&locale=pt-BR&action_message=hi+there"));
-    post_form(
-        &sb,
-        &format!("/onetouch/json/users/{id}/approval_requests"),
-        "message=m%C3%A9",
-    );
+    post_form(&sb, &format!("/onetouch/json/users/{id}/approval_requests"), "message=m%C3%A9");
     let rec = sb.requests();
     assert_eq!(rec.len(), 2);
     assert_eq!(rec[0].method, "GET");
@@ -545,10 +472,7 @@ fn every_request_is_recorded_as_sent() {
             ("action_message".to_owned(), "hi there".to_owned()),
         ]
     );
-    assert_eq!(
-        rec[0].user_agent.as_deref(),
-        Some("AuthySandboxTest/1.0 (tests)")
-    );
+    assert_eq!(rec[0].user_agent.as_deref(), Some("AuthySandboxTest/1.0 (tests)"));
     assert_eq!(rec[1].method, "POST");
     assert_eq!(rec[1].body, "message=m%C3%A9");
     sb.clear_requests();

@@ -49,23 +49,13 @@ fn hang_reads_the_request_and_never_answers() {
     let (sb, id) = sandbox_with_user();
     sb.set_fault(FaultScope::Global, Some(Fault::Hang));
     let mut tls = connect(&sb).expect("connect");
-    tls.sock
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .expect("timeout");
-    write!(
-        tls,
-        "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n",
-        status_path(id),
-        sb.api_key()
-    )
-    .expect("write");
+    tls.sock.set_read_timeout(Some(Duration::from_millis(700))).expect("timeout");
+    write!(tls, "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n", status_path(id), sb.api_key())
+        .expect("write");
     tls.flush().expect("flush");
     let mut buf = [0u8; 64];
     let err = tls.read(&mut buf).expect_err("no answer");
-    assert!(
-        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-        "{err:?}"
-    );
+    assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{err:?}");
     // The request was read and recorded even though it is never answered.
     assert_eq!(sb.requests().len(), 1);
 }
@@ -77,13 +67,8 @@ fn dropping_the_sandbox_releases_hung_connections() {
     let mut conns = Vec::new();
     for _ in 0..3 {
         let mut tls = connect(&sb).expect("connect");
-        write!(
-            tls,
-            "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n",
-            status_path(id),
-            sb.api_key()
-        )
-        .expect("write");
+        write!(tls, "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n", status_path(id), sb.api_key())
+            .expect("write");
         tls.flush().expect("flush");
         conns.push(tls);
     }
@@ -94,23 +79,14 @@ fn dropping_the_sandbox_releases_hung_connections() {
     }
     let started = Instant::now();
     drop(sb);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "drop took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "drop took {:?}", started.elapsed());
     for mut c in conns {
-        c.sock
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
+        c.sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut buf = [0u8; 64];
         // Closed (EOF or an error), but not a timeout.
         match c.read(&mut buf) {
             Ok(n) => assert_eq!(n, 0),
-            Err(e) => assert!(
-                !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "{e:?}"
-            ),
+            Err(e) => assert!(!matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{e:?}"),
         }
     }
 }
@@ -118,10 +94,7 @@ fn dropping_the_sandbox_releases_hung_connections() {
 #[test]
 fn slow_waits_then_answers_normally() {
     let (sb, id) = sandbox_with_user();
-    sb.set_fault(
-        FaultScope::Global,
-        Some(Fault::Slow(Duration::from_millis(400))),
-    );
+    sb.set_fault(FaultScope::Global, Some(Fault::Slow(Duration::from_millis(400))));
     let started = Instant::now();
     let r = get(&sb, &status_path(id));
     assert!(started.elapsed() >= Duration::from_millis(400));
@@ -134,13 +107,8 @@ fn reset_closes_with_a_tcp_rst() {
     let (sb, id) = sandbox_with_user();
     sb.set_fault(FaultScope::Global, Some(Fault::Reset));
     let mut tls = connect(&sb).expect("connect");
-    write!(
-        tls,
-        "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n",
-        status_path(id),
-        sb.api_key()
-    )
-    .expect("write");
+    write!(tls, "GET {} HTTP/1.1\r\nHost: x\r\nX-Authy-API-Key: {}\r\n\r\n", status_path(id), sb.api_key())
+        .expect("write");
     tls.flush().expect("flush");
     let err = read_all(&mut tls).expect_err("reset");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err:?}");
@@ -160,10 +128,7 @@ fn invalid_json_html_redirect_and_raw_body() {
     assert!(r.header("content-type").expect("ct").starts_with("text/html"));
     assert!(r.body.starts_with("<html>") && r.body.ends_with("</html>"));
 
-    sb.set_fault(
-        FaultScope::Global,
-        Some(Fault::Redirect("https://evil.example/verify".into())),
-    );
+    sb.set_fault(FaultScope::Global, Some(Fault::Redirect("https://evil.example/verify".into())));
     let r = get(&sb, &status_path(id));
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("https://evil.example/verify"));
@@ -196,14 +161,8 @@ fn user_faults_hit_only_that_users_paths_and_win_over_global() {
     ] {
         assert_eq!(get(&sb, &path).status, 500, "{path}");
     }
-    assert_eq!(
-        post_form(&sb, &format!("/onetouch/json/users/{alice}/approval_requests"), "message=x").status,
-        500
-    );
-    assert_eq!(
-        post_form(&sb, &format!("/protected/json/users/{alice}/remove"), "").status,
-        500
-    );
+    assert_eq!(post_form(&sb, &format!("/onetouch/json/users/{alice}/approval_requests"), "message=x").status, 500);
+    assert_eq!(post_form(&sb, &format!("/protected/json/users/{alice}/remove"), "").status, 500);
     // Other users and user-less paths are untouched.
     assert_eq!(get(&sb, &status_path(bob)).status, 200);
     assert_eq!(get(&sb, "/protected/json/app/details").status, 200);
@@ -220,10 +179,7 @@ fn user_faults_hit_only_that_users_paths_and_win_over_global() {
         .expect("uuid")
         .to_owned();
     sb.set_fault(FaultScope::User(alice), Some(Fault::Status(503)));
-    assert_eq!(
-        get(&sb, &format!("/onetouch/json/approval_requests/{uuid}")).status,
-        503
-    );
+    assert_eq!(get(&sb, &format!("/onetouch/json/approval_requests/{uuid}")).status, 503);
 
     // A user rule beats the global one.
     sb.set_fault(FaultScope::Global, Some(Fault::Status(429)));

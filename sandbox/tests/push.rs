@@ -9,25 +9,15 @@ use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox};
 use common::*;
 
 fn create(sb: &Sandbox, id: u64, extra: &str) -> String {
-    let r = post_form(
-        sb,
-        &format!("/onetouch/json/users/{id}/approval_requests"),
-        &format!("message=Login{extra}"),
-    );
+    let r = post_form(sb, &format!("/onetouch/json/users/{id}/approval_requests"), &format!("message=Login{extra}"));
     assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["approval_request"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
+    r.json()["approval_request"]["uuid"].as_str().expect("uuid").to_owned()
 }
 
 fn poll(sb: &Sandbox, uuid: &str) -> String {
     let r = get(sb, &format!("/onetouch/json/approval_requests/{uuid}"));
     assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["approval_request"]["status"]
-        .as_str()
-        .expect("status")
-        .to_owned()
+    r.json()["approval_request"]["status"].as_str().expect("status").to_owned()
 }
 
 #[test]
@@ -56,13 +46,7 @@ fn manual_requests_stay_pending_until_decided() {
 #[test]
 fn after_polls_reveals_the_status_on_the_nth_poll() {
     let (sb, id) = sandbox_with_user();
-    sb.set_push_scenario(
-        FaultScope::Global,
-        PushScenario::AfterPolls {
-            status: PushStatus::Denied,
-            polls: 3,
-        },
-    );
+    sb.set_push_scenario(FaultScope::Global, PushScenario::AfterPolls { status: PushStatus::Denied, polls: 3 });
     let uuid = create(&sb, id, "");
     assert_eq!(poll(&sb, &uuid), "pending");
     assert_eq!(poll(&sb, &uuid), "pending");
@@ -70,13 +54,7 @@ fn after_polls_reveals_the_status_on_the_nth_poll() {
     assert_eq!(poll(&sb, &uuid), "denied");
     assert_eq!(sb.approval_requests()[0].polls, 4);
 
-    sb.set_push_scenario(
-        FaultScope::Global,
-        PushScenario::AfterPolls {
-            status: PushStatus::Approved,
-            polls: 0,
-        },
-    );
+    sb.set_push_scenario(FaultScope::Global, PushScenario::AfterPolls { status: PushStatus::Approved, polls: 0 });
     let uuid = create(&sb, id, "b");
     assert_eq!(poll(&sb, &uuid), "approved");
 }
@@ -117,11 +95,7 @@ fn expiry_is_visible_without_polling() {
     let (sb, id) = sandbox_with_user();
     let uuid = create(&sb, id, "&seconds_to_expire=1");
     std::thread::sleep(Duration::from_millis(1100));
-    let rec = sb
-        .approval_requests()
-        .into_iter()
-        .find(|a| a.uuid == uuid)
-        .expect("record");
+    let rec = sb.approval_requests().into_iter().find(|a| a.uuid == uuid).expect("record");
     assert_eq!(rec.status, PushStatus::Expired);
     assert_eq!(rec.polls, 0);
 }
@@ -130,20 +104,8 @@ fn expiry_is_visible_without_polling() {
 fn a_user_scenario_overrides_the_global_one() {
     let (sb, alice) = sandbox_with_user();
     let bob = sb.add_user("bob@example.com", "555-000-0002", 1);
-    sb.set_push_scenario(
-        FaultScope::Global,
-        PushScenario::AfterPolls {
-            status: PushStatus::Approved,
-            polls: 1,
-        },
-    );
-    sb.set_push_scenario(
-        FaultScope::User(bob),
-        PushScenario::AfterPolls {
-            status: PushStatus::Denied,
-            polls: 1,
-        },
-    );
+    sb.set_push_scenario(FaultScope::Global, PushScenario::AfterPolls { status: PushStatus::Approved, polls: 1 });
+    sb.set_push_scenario(FaultScope::User(bob), PushScenario::AfterPolls { status: PushStatus::Denied, polls: 1 });
     let a = create(&sb, alice, "");
     let b = create(&sb, bob, "");
     assert_eq!(poll(&sb, &a), "approved");
@@ -153,10 +115,7 @@ fn a_user_scenario_overrides_the_global_one() {
 #[test]
 fn unknown_uuid_polls_are_404_60049() {
     let (sb, _) = sandbox_with_user();
-    let r = get(
-        &sb,
-        "/onetouch/json/approval_requests/00000000-0000-4000-8000-000000000000",
-    );
+    let r = get(&sb, "/onetouch/json/approval_requests/00000000-0000-4000-8000-000000000000");
     assert_eq!(r.status, 404);
     assert_eq!(
         r.body,

@@ -12,18 +12,12 @@ use std::path::{Path, PathBuf};
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
-    for candidate in [
-        deps.join("libpam_authy.so"),
-        deps.join("../libpam_authy.so"),
-    ] {
+    for candidate in [deps.join("libpam_authy.so"), deps.join("../libpam_authy.so")] {
         if candidate.exists() {
             return candidate.canonicalize().expect("canonical module path");
         }
     }
-    panic!(
-        "libpam_authy.so not found next to {}: run `cargo build` first",
-        exe.display()
-    );
+    panic!("libpam_authy.so not found next to {}: run `cargo build` first", exe.display());
 }
 
 /// The user running the tests; it exists in NSS, which the module requires.
@@ -108,17 +102,8 @@ impl TestDir {
         std::fs::write(self.confdir().join(service), text).expect("write service");
     }
 
-    pub fn authenticate(
-        &self,
-        service: &str,
-        user: &str,
-        responder: &mut dyn FnMut(&Message) -> Reply,
-    ) -> AuthResult {
-        let items = Items {
-            rhost: Some("192.0.2.10".into()),
-            tty: Some("ssh".into()),
-            ruser: None,
-        };
+    pub fn authenticate(&self, service: &str, user: &str, responder: &mut dyn FnMut(&Message) -> Reply) -> AuthResult {
+        let items = Items { rhost: Some("192.0.2.10".into()), tty: Some("ssh".into()), ruser: None };
         self.authenticate_with(service, user, &items, responder)
     }
 
@@ -129,8 +114,7 @@ impl TestDir {
         items: &Items,
         responder: &mut dyn FnMut(&Message) -> Reply,
     ) -> AuthResult {
-        pam_harness::authenticate(Some(&self.confdir()), service, user, items, responder)
-            .expect("pam_start")
+        pam_harness::authenticate(Some(&self.confdir()), service, user, items, responder).expect("pam_start")
     }
 }
 
@@ -138,10 +122,7 @@ pub const API_KEY: &str = "sandbox-test-key-0123456789";
 
 /// A sandbox on an ephemeral loopback port, with one user.
 pub fn sandbox() -> (Sandbox, u64) {
-    sandbox_with(SandboxConfig {
-        api_key: API_KEY.into(),
-        ..SandboxConfig::default()
-    })
+    sandbox_with(SandboxConfig { api_key: API_KEY.into(), ..SandboxConfig::default() })
 }
 
 pub fn sandbox_with(config: SandboxConfig) -> (Sandbox, u64) {
@@ -164,25 +145,16 @@ pub fn config_for(dir: &TestDir, sandbox: &Sandbox, mapping: &str, extra: &str) 
 /// Answers every prompt with the sandbox's current token for `id`.
 pub fn answer_with_token<'a>(sandbox: &'a Sandbox, id: u64) -> impl FnMut(&Message) -> Reply + 'a {
     move |message: &Message| {
-        if message.style.is_prompt() {
-            Reply::Text(sandbox.current_token(id).expect("token"))
-        } else {
-            Reply::text("")
-        }
+        if message.style.is_prompt() { Reply::Text(sandbox.current_token(id).expect("token")) } else { Reply::text("") }
     }
 }
 
 /// Answers the prompts in order with the given texts; info/error messages get "".
 pub fn answers(texts: &[&str]) -> impl FnMut(&Message) -> Reply {
-    let mut queue: std::collections::VecDeque<String> =
-        texts.iter().map(|s| s.to_string()).collect();
+    let mut queue: std::collections::VecDeque<String> = texts.iter().map(|s| s.to_string()).collect();
     move |message: &Message| {
         if message.style.is_prompt() {
-            Reply::Text(
-                queue
-                    .pop_front()
-                    .unwrap_or_else(|| panic!("unexpected prompt {:?}", message.text)),
-            )
+            Reply::Text(queue.pop_front().unwrap_or_else(|| panic!("unexpected prompt {:?}", message.text)))
         } else {
             Reply::text("")
         }

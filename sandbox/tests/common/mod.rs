@@ -25,15 +25,11 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -44,13 +40,11 @@ pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
         roots.add(cert.expect("CA PEM")).expect("add CA");
     }
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
     )
 }
 
@@ -62,8 +56,7 @@ pub fn connect_as(sb: &Sandbox, server_name: &str) -> io::Result<Tls> {
     let tcp = TcpStream::connect(sb.addr())?;
     tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
     let name = ServerName::try_from(server_name.to_owned()).map_err(io::Error::other)?;
-    let conn = rustls::ClientConnection::new(client_config(&sb.ca_pem()), name)
-        .map_err(io::Error::other)?;
+    let conn = rustls::ClientConnection::new(client_config(&sb.ca_pem()), name).map_err(io::Error::other)?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock)?;
@@ -106,16 +99,8 @@ pub fn parse_responses(mut raw: &[u8]) -> Vec<Resp> {
             httparse::Status::Complete(n) => n,
             httparse::Status::Partial => panic!("truncated response: {raw:?}"),
         };
-        let headers: Vec<(String, String)> = resp
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_owned(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect();
+        let headers: Vec<(String, String)> =
+            resp.headers.iter().map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned())).collect();
         let status = resp.code.expect("status");
         let len = headers
             .iter()
@@ -124,11 +109,7 @@ pub fn parse_responses(mut raw: &[u8]) -> Vec<Resp> {
             .unwrap_or(raw.len() - n);
         let body = String::from_utf8_lossy(&raw[n..n + len]).into_owned();
         raw = &raw[n + len..];
-        out.push(Resp {
-            status,
-            headers,
-            body,
-        });
+        out.push(Resp { status, headers, body });
     }
     out
 }
@@ -141,14 +122,20 @@ pub fn raw_exchange(sb: &Sandbox, bytes: &[u8]) -> io::Result<Vec<u8>> {
     read_all(&mut tls)
 }
 
+/// Like `raw_exchange`, for a server known only by address and CA (e.g. the binary).
+pub fn raw_exchange_to(addr: &str, ca_pem: &str, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let conn = rustls::ClientConnection::new(client_config(ca_pem), name).map_err(io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(bytes)?;
+    tls.flush()?;
+    read_all(&mut tls)
+}
+
 /// Sends a request built from parts. `key` adds `X-Authy-API-Key`.
-pub fn send(
-    sb: &Sandbox,
-    method: &str,
-    target: &str,
-    key: Option<&str>,
-    body: Option<(&str, &str)>,
-) -> Resp {
+pub fn send(sb: &Sandbox, method: &str, target: &str, key: Option<&str>, body: Option<(&str, &str)>) -> Resp {
     let mut req = format!(
         "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: AuthySandboxTest/1.0 (tests)\r\nConnection: close\r\n",
         sb.addr()
@@ -158,10 +145,7 @@ pub fn send(
     }
     let body_bytes = match body {
         Some((ct, b)) => {
-            req.push_str(&format!(
-                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+            req.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len()));
             b
         }
         None => "",
@@ -178,32 +162,19 @@ pub fn get(sb: &Sandbox, target: &str) -> Resp {
 
 /// POST a form body with the right API key.
 pub fn post_form(sb: &Sandbox, target: &str, form: &str) -> Resp {
-    send(
-        sb,
-        "POST",
-        target,
-        Some(sb.api_key()),
-        Some(("application/x-www-form-urlencoded", form)),
-    )
+    send(sb, "POST", target, Some(sb.api_key()), Some(("application/x-www-form-urlencoded", form)))
 }
 
 /// POST a JSON body with the right API key.
 pub fn post_json(sb: &Sandbox, target: &str, json: &str) -> Resp {
-    send(
-        sb,
-        "POST",
-        target,
-        Some(sb.api_key()),
-        Some(("application/json", json)),
-    )
+    send(sb, "POST", target, Some(sb.api_key()), Some(("application/json", json)))
 }
 
 /// A plain-HTTP request to the control interface.
 pub fn control(sb: &Sandbox, method: &str, path: &str, json: Option<&str>) -> Resp {
     let addr = sb.control_addr().expect("control interface enabled");
     let mut tcp = TcpStream::connect(addr).expect("connect control");
-    tcp.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     let body = json.unwrap_or("");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -222,9 +193,7 @@ pub fn sandbox_with_user() -> (Sandbox, u64) {
 
 /// A token of the right length that is valid at none of the steps around `t`.
 pub fn wrong_token(sb: &Sandbox, id: u64, t: u64) -> String {
-    let near: Vec<String> = (0..5)
-        .map(|i| sb.token_at(id, t - 60 + i * 30).expect("token"))
-        .collect();
+    let near: Vec<String> = (0..5).map(|i| sb.token_at(id, t - 60 + i * 30).expect("token")).collect();
     (0..)
         .map(|n: u64| format!("{:07}", (n * 7_654_321 + 1_234_567) % 10_000_000))
         .find(|c| !near.contains(c))
