@@ -11,20 +11,15 @@ const SERVICE: &str = "pam_authy_demo";
 /// Where a built or installed module is looked for, in order.
 pub fn find_module(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
-        return path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", path.display()));
+        return path.canonicalize().map_err(|e| format!("{}: {e}", path.display()));
     }
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent() {
-            candidates.push(dir.join("libpam_authy.so"));
-        }
-    for dir in [
-        "/usr/lib/x86_64-linux-gnu/security",
-        "/lib/x86_64-linux-gnu/security",
-        "/usr/lib64/security",
-    ] {
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join("libpam_authy.so"));
+    }
+    for dir in ["/usr/lib/x86_64-linux-gnu/security", "/lib/x86_64-linux-gnu/security", "/usr/lib64/security"] {
         candidates.push(Path::new(dir).join("pam_authy.so"));
     }
     candidates
@@ -53,19 +48,12 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     let mut key_bytes = [0u8; 16];
     getrandom_key(&mut key_bytes);
     let api_key: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let sandbox = Sandbox::start(SandboxConfig {
-        api_key: api_key.clone(),
-        ..SandboxConfig::default()
-    })
-    .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let sandbox = Sandbox::start(SandboxConfig { api_key: api_key.clone(), ..SandboxConfig::default() })
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
 
-    let dir = tempfile::Builder::new()
-        .prefix("pam_authy_demo.")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new().prefix("pam_authy_demo.").tempdir().map_err(|e| e.to_string())?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
     let confdir = dir.path().join("pam.d");
     std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
     let ca = dir.path().join("ca.pem");
@@ -77,11 +65,8 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
         ca = ca.display(),
     );
     write_private(&config, &text, 0o600)?;
-    let stack = format!(
-        "auth required {} config={}\naccount required pam_permit.so\n",
-        module.display(),
-        config.display()
-    );
+    let stack =
+        format!("auth required {} config={}\naccount required pam_permit.so\n", module.display(), config.display());
     write_private(&confdir.join(SERVICE), &stack, 0o644)?;
 
     println!("pam_authy demo");
@@ -91,11 +76,7 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     println!("  PAM user          : {user} -> Authy ID {authy_id}");
     println!();
 
-    let items = Items {
-        rhost: Some("127.0.0.1".into()),
-        tty: Some("demo".into()),
-        ruser: None,
-    };
+    let items = Items { rhost: Some("127.0.0.1".into()), tty: Some("demo".into()), ruser: None };
     let mut responder = |message: &Message| -> Reply {
         if message.style.is_prompt() {
             let token = sandbox.current_token(authy_id).unwrap_or_default();

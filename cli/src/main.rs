@@ -1,25 +1,159 @@
 //! `pam-authy`: the admin CLI of pam_authy. It reuses the module's own config parser, client
-//! and types, so what it reports is what the module will do.
+//! and types, so what it reports is what the module will do. Each subcommand exits 0 on
+//! success and otherwise prints one line `pam-authy: REASON` on stderr and exits 1 (2 for a
+//! usage error); `--json` puts one JSON object with an `ok` field on stdout.
 
+mod account;
+mod check;
+mod confedit;
 mod demo;
+mod offline;
+mod pamtest;
+mod progress;
+mod support;
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use support::Exit;
 
 #[derive(Parser)]
 #[command(
     name = "pam-authy",
     version,
-    about = "Administer and try the pam_authy PAM module"
+    about = "Administer and try the pam_authy PAM module",
+    long_about = "Administer and try the pam_authy PAM module: check its configuration, \
+                  enroll users with Authy, give them an offline TOTP secret, and run a real \
+                  PAM authentication. It uses the module's own config parser and API client, \
+                  so what it reports is what the module will do.\n\n\
+                  Exit status: 0 on success, 1 on failure (with a one-line reason on stderr), \
+                  2 on a usage error."
 )]
 struct Cli {
+    /// The module's config file (read by check, enroll, status, remove and offline-enroll).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = pam_authy::config::DEFAULT_CONFIG_PATH
+    )]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args)]
+struct JsonFlag {
+    /// Print one JSON object on stdout (with "ok": true or false) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Validate the config exactly as the module does, then prove URL, TLS and API key.
+    ///
+    /// Loads the config with the module's own checks (owner, mode, symlinks, unknown keys,
+    /// values), calls the API's app/details with the module's own client, and warns about
+    /// risky settings: failmode = "safe", unmapped_users = "ignore", users without an
+    /// offline secret under failmode = "secure", a plain-HTTP proxy. Problems are printed one
+    /// per line on stderr; warnings start with "warning:". Exits 1 if there is any problem.
+    Check {
+        /// Trust only the config's ca_file for the API call, not the system's CA bundle.
+        #[arg(long)]
+        strict_ca: bool,
+        /// Check the config file only; make no network request.
+        #[arg(long)]
+        no_api: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Register USER with Authy (users/new) and map USER to the new Authy ID in the config.
+    ///
+    /// The config keeps its comments and layout; it is replaced atomically with the same
+    /// owner and mode, and only if the result passes the module's checks.
+    Enroll {
+        /// The Unix account to protect.
+        user: String,
+        /// The user's email address, sent to Authy.
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// The user's cellphone number, sent to Authy (digits, spaces, dots or dashes).
+        #[arg(long, value_name = "PHONE")]
+        phone: String,
+        /// The phone's country calling code, e.g. 1 or +44.
+        #[arg(long, value_name = "CODE", value_parser = parse_country_code)]
+        country_code: u16,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show what Authy knows about USER (users/{id}/status): registered, confirmed, devices.
+    Status {
+        /// A Unix account mapped in [users].
+        user: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove USER from Authy (users/{id}/remove) and from [users] in the config.
+    ///
+    /// If Authy no longer knows the ID (404), the stale mapping is removed with a warning.
+    /// With unmapped_users = "ignore", a removed user logs in without a second factor.
+    Remove {
+        /// A Unix account mapped in [users].
+        user: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Give USER a new offline TOTP secret and show it as an otpauth:// URI and a QR code.
+    ///
+    /// The secret is 160 random bits, stored as base32 in USER's [users] entry; the module
+    /// accepts its codes when the API cannot be reached. Scan the QR code into the Authy app
+    /// or any authenticator. Digits and period come from the config's [offline] section.
+    /// USER must already be mapped. On a terminal the QR code is drawn black on white.
+    #[command(name = "offline-enroll")]
+    OfflineEnroll {
+        /// A Unix account mapped in [users].
+        user: String,
+        /// Also write the QR code as a PNG image to this new file (created with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Replace an existing offline secret (the old one stops working).
+        #[arg(long, conflicts_with = "show")]
+        replace: bool,
+        /// Say whether USER has an offline secret, without printing it or changing anything.
+        #[arg(long)]
+        show: bool,
+        /// With --show: print the existing secret's URI and QR code.
+        #[arg(long, requires = "show")]
+        reveal: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run a real PAM authentication for USER and print the PAM result.
+    ///
+    /// Runs the system's /etc/pam.d/SERVICE stack, or SERVICE in --confdir, through libpam,
+    /// exactly as an application such as sshd would, and asks you for what the modules
+    /// prompt (from the terminal with echo off for secrets, or from stdin when it is not a
+    /// terminal). The safe way to try a stack before logging out. Exits 0 only on
+    /// PAM_SUCCESS.
+    Test {
+        /// The account to authenticate.
+        user: String,
+        /// The PAM service (stack file name) to run.
+        #[arg(long, value_name = "NAME", default_value = pamtest::DEFAULT_SERVICE)]
+        service: String,
+        /// Read the stack from this directory instead of /etc/pam.d.
+        #[arg(long, value_name = "DIR")]
+        confdir: Option<PathBuf>,
+        /// Set PAM_RHOST, the remote host the login seems to come from.
+        #[arg(long, value_name = "HOST")]
+        rhost: Option<String>,
+        /// Set PAM_TTY, the terminal the login seems to come from.
+        #[arg(long, value_name = "NAME")]
+        tty: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Start a local Authy sandbox and log in through real libpam with the built module.
     Demo {
         /// Answer the prompt with the sandbox's token and print the PAM result.
@@ -31,29 +165,66 @@ enum Command {
     },
     /// Run the local Authy-compatible sandbox API (same options as `authy-sandbox`).
     Sandbox {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
         args: Vec<String>,
     },
 }
 
+fn parse_country_code(text: &str) -> Result<u16, String> {
+    text.strip_prefix('+')
+        .unwrap_or(text)
+        .parse::<u16>()
+        .ok()
+        .filter(|code| (1..=999).contains(code))
+        .ok_or_else(|| "a country calling code is a number from 1 to 999".to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { auto, module } => demo::run(auto, module),
-        Command::Sandbox { args } => {
-            let code = authy_sandbox::run_cli(args);
-            return ExitCode::from(u8::try_from(code).unwrap_or(1));
-        }
+    if let Command::Sandbox { args } = cli.command {
+        let code = authy_sandbox::run_cli(args);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let json = match &cli.command {
+        Command::Check { json, .. }
+        | Command::Enroll { json, .. }
+        | Command::Status { json, .. }
+        | Command::Remove { json, .. }
+        | Command::OfflineEnroll { json, .. }
+        | Command::Test { json, .. } => json.json,
+        Command::Demo { .. } | Command::Sandbox { .. } => false,
     };
-    match result {
+    match run(&cli.config, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Exit::Reported) => ExitCode::FAILURE,
+        Err(Exit::Failed(message)) => {
+            if json {
+                support::print_json(&serde_json::json!({"ok": false, "error": message}));
+            }
             eprintln!("pam-authy: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run(config: &Path, command: Command) -> support::Outcome {
+    let path = || support::config_path(Some(config));
+    match command {
+        Command::Check { strict_ca, no_api, json } => {
+            check::run(&path()?, &check::CheckArgs { json: json.json, strict_ca, no_api })
+        }
+        Command::Enroll { user, email, phone, country_code, json } => {
+            account::enroll(&path()?, &account::EnrollArgs { user, email, phone, country_code, json: json.json })
+        }
+        Command::Status { user, json } => account::status(&path()?, &user, json.json),
+        Command::Remove { user, json } => account::remove(&path()?, &user, json.json),
+        Command::OfflineEnroll { user, png, replace, show, reveal, json } => {
+            offline::run(&path()?, &offline::OfflineArgs { user, png, replace, show, reveal, json: json.json })
+        }
+        Command::Test { user, service, confdir, rhost, tty, json } => {
+            pamtest::run(&pamtest::TestArgs { user, service, confdir, rhost, tty, json: json.json })
+        }
+        Command::Demo { auto, module } => demo::run(auto, module).map_err(Exit::Failed),
+        Command::Sandbox { .. } => Ok(()),
     }
 }

@@ -1,0 +1,188 @@
+//! `enroll`, `status` and `remove`: an Authy user and its line in `[users]`.
+//!
+//! Every subcommand validates the config with the module's checks before it calls the API,
+//! and edits the mapping only through `confedit`, so a failed call leaves the file as it was
+//! and a failed edit after a successful call says what to write by hand.
+
+use crate::confedit;
+use crate::progress;
+use crate::support::{self, Outcome};
+use pam_authy::authy::ApiError;
+use pam_authy::config::{AuthyId, UnmappedPolicy};
+use pam_authy::sanitize::display_text;
+use serde_json::{Value, json};
+use std::path::Path;
+
+pub struct EnrollArgs {
+    pub user: String,
+    pub email: String,
+    pub phone: String,
+    pub country_code: u16,
+    pub json: bool,
+}
+
+pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
+    support::check_user_name(&args.user)?;
+    let config = support::load(path)?;
+    if let Some(entry) = config.user(&args.user) {
+        return Err(format!(
+            "{} is already mapped to Authy ID {} in {}; run `pam-authy remove {}` first",
+            args.user,
+            entry.authy_id,
+            path.display(),
+            args.user
+        )
+        .into());
+    }
+    support::warn_if_no_account(&args.user);
+    let client = support::client(&config)?;
+    let authy_id = progress::waiting("creating the Authy user", || {
+        client.create_user(&args.email, &args.phone, args.country_code)
+    })
+    .map_err(|e| format!("{}: users/new: {}", config.api.url, api_problem(&e)))?;
+    confedit::edit(path, |doc| {
+        confedit::add_user(doc, &args.user, authy_id.get())
+    })
+    .map_err(|e| {
+        format!(
+            "Authy created ID {authy_id} but the mapping was not saved: {e}; add `{} = {authy_id}` under [users] by hand",
+            args.user
+        )
+    })?;
+    if args.json {
+        support::print_json(&json!({
+            "ok": true,
+            "user": args.user,
+            "authy_id": authy_id.get(),
+            "config": path.display().to_string(),
+        }));
+    } else {
+        println!("enrolled {}: Authy ID {authy_id}, added to [users] of {}", args.user, path.display());
+    }
+    Ok(())
+}
+
+pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
+    support::check_user_name(user)?;
+    let config = support::load(path)?;
+    let entry = support::mapped(&config, user)?;
+    let client = support::client(&config)?;
+    let reply = progress::waiting("asking for the user's status", || client.user_status(entry.authy_id))
+        .map_err(|e| format!("{}: users/{}/status: {}", config.api.url, entry.authy_id, api_problem(&e)))?;
+    let status = status_summary(&reply);
+    let offline = entry.offline_secret.is_some();
+    if json {
+        let mut out = json!({
+            "ok": true,
+            "user": user,
+            "authy_id": entry.authy_id.get(),
+            "offline_secret": offline,
+        });
+        if let (Some(out), Some(fields)) = (out.as_object_mut(), status.as_object()) {
+            out.extend(fields.clone());
+        }
+        support::print_json(&out);
+    } else {
+        print_status(user, entry.authy_id, &status, offline);
+    }
+    Ok(())
+}
+
+/// The documented fields of `users/{id}/status`, sanitised (the reply is untrusted).
+fn status_summary(reply: &serde_json::Map<String, Value>) -> Value {
+    let status = reply.get("status").and_then(Value::as_object);
+    let field = |key: &str| status.and_then(|s| s.get(key));
+    let devices: Vec<String> = field("devices")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(Value::as_str).take(20).map(|d| display_text(d, 40)).collect())
+        .unwrap_or_default();
+    json!({
+        "registered": field("registered").and_then(Value::as_bool),
+        "confirmed": field("confirmed").and_then(Value::as_bool),
+        "devices": devices,
+        "account_disabled": field("account_disabled").and_then(Value::as_bool),
+        "phone_number": field("phone_number").and_then(Value::as_str).map(|p| display_text(p, 40)),
+        "country_code": field("country_code").and_then(Value::as_u64),
+    })
+}
+
+fn yes_no(value: &Value) -> &'static str {
+    match value.as_bool() {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+fn print_status(user: &str, authy_id: AuthyId, status: &Value, offline: bool) {
+    let devices = status["devices"]
+        .as_array()
+        .map(|d| d.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "none".to_owned());
+    let phone = match (status["phone_number"].as_str(), status["country_code"].as_u64()) {
+        (Some(phone), Some(cc)) => format!("+{cc} {phone}"),
+        (Some(phone), None) => phone.to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    let account = match status["account_disabled"].as_bool() {
+        Some(true) => "marked for deletion",
+        Some(false) => "active",
+        None => "unknown",
+    };
+    println!("{user}: Authy ID {authy_id}");
+    println!("  registered     : {}", yes_no(&status["registered"]));
+    println!("  confirmed      : {}", yes_no(&status["confirmed"]));
+    println!("  devices        : {devices}");
+    println!("  phone          : {phone}");
+    println!("  account        : {account}");
+    println!("  offline secret : {}", if offline { "set" } else { "none" });
+}
+
+pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
+    support::check_user_name(user)?;
+    let config = support::load(path)?;
+    let entry = support::mapped(&config, user)?;
+    let authy_id = entry.authy_id;
+    let client = support::client(&config)?;
+    let removed = progress::waiting("removing the Authy user", || client.remove_user(authy_id));
+    let api_note = match removed {
+        Ok(()) => "removed from Authy",
+        Err(ApiError::Rejected { status: 404, .. }) => {
+            support::warn(&format!("Authy does not know ID {authy_id} (404); removing the stale mapping only"));
+            "unknown to Authy"
+        }
+        Err(e) => {
+            return Err(format!(
+                "{}: users/{authy_id}/remove: {}; {user} stays in [users]",
+                config.api.url,
+                api_problem(&e)
+            )
+            .into());
+        }
+    };
+    confedit::edit(path, |doc| confedit::remove_user(doc, user))
+        .map_err(|e| format!("Authy ID {authy_id} is {api_note} but {user} is still in [users]: {e}"))?;
+    if config.auth.unmapped_users == UnmappedPolicy::Ignore {
+        support::warn(&format!("unmapped_users = \"ignore\": {user} now logs in without a second factor"));
+    }
+    if json {
+        support::print_json(&json!({
+            "ok": true,
+            "user": user,
+            "authy_id": authy_id.get(),
+            "api": if api_note == "removed from Authy" { "removed" } else { "not_found" },
+            "config": path.display().to_string(),
+        }));
+    } else {
+        println!("removed {user}: Authy ID {authy_id} {api_note}, {user} removed from [users] of {}", path.display());
+    }
+    Ok(())
+}
+
+fn api_problem(error: &ApiError) -> String {
+    match error {
+        ApiError::BadApiKey => "the API rejected the API key (60001): check [api] api_key or api_key_file".to_owned(),
+        other => other.to_string(),
+    }
+}

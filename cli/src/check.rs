@@ -1,0 +1,232 @@
+//! `pam-authy check`: the config as the module sees it, then one real API call.
+//!
+//! The file goes through `Config::load`, the very function the module calls, so owner, mode,
+//! symlink and schema problems read exactly as the module would log them. Then
+//! `app/details` with the module's own client proves the URL, the TLS trust and the API key.
+//! Settings that are valid but risky are warnings, not errors. One line per problem.
+
+use crate::progress;
+use crate::support::{self, Exit, Outcome};
+use pam_authy::authy::{ApiError, AuthyClient};
+use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy};
+use pam_authy::sanitize::display_text;
+use serde_json::{Value, json};
+use std::path::Path;
+
+pub struct CheckArgs {
+    pub json: bool,
+    pub strict_ca: bool,
+    pub no_api: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    notes: Vec<String>,
+    api: Value,
+}
+
+pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
+    let mut report = Report::default();
+    match support::load(path) {
+        Err(problem) => report.errors.push(problem),
+        Ok(config) => {
+            report.notes.push(describe_config(&config));
+            report.warnings.extend(risky_settings(&config));
+            if !args.no_api {
+                check_api(&config, args.strict_ca, &mut report);
+            }
+        }
+    }
+    let ok = report.errors.is_empty();
+    if args.json {
+        support::print_json(&json!({
+            "ok": ok,
+            "config": path.display().to_string(),
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "api": report.api,
+        }));
+    } else {
+        for note in &report.notes {
+            println!("{note}");
+        }
+        for warning in &report.warnings {
+            support::warn(warning);
+        }
+        for error in &report.errors {
+            eprintln!("pam-authy: {error}");
+        }
+        if ok {
+            println!("ok");
+        }
+    }
+    if ok { Ok(()) } else { Err(Exit::Reported) }
+}
+
+fn describe_config(config: &Config) -> String {
+    let with_secret = config.users.values().filter(|u| u.offline_secret.is_some()).count();
+    format!(
+        "{}: valid; {} users mapped ({with_secret} with an offline secret); failmode {}; unmapped users {}",
+        config.path.display(),
+        config.users.len(),
+        match config.auth.failmode {
+            FailMode::Secure => "secure",
+            FailMode::Safe => "safe",
+        },
+        match config.auth.unmapped_users {
+            UnmappedPolicy::Deny => "deny",
+            UnmappedPolicy::Ignore => "ignore",
+        },
+    )
+}
+
+/// Valid settings that let someone in without a second factor, or lock everyone out.
+fn risky_settings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.auth.failmode == FailMode::Safe {
+        warnings.push(
+            "[auth] failmode = \"safe\" lets users in without a second factor whenever the API \
+             cannot be reached, and anyone who can block the network can arrange that"
+                .to_owned(),
+        );
+    }
+    if config.auth.unmapped_users == UnmappedPolicy::Ignore {
+        warnings.push(
+            "[auth] unmapped_users = \"ignore\" lets every account missing from [users] log in \
+             without a second factor"
+                .to_owned(),
+        );
+    }
+    if config.users.is_empty() && config.auth.unmapped_users == UnmappedPolicy::Deny {
+        warnings
+            .push("[users] is empty and unmapped_users = \"deny\": every login through the module fails".to_owned());
+    }
+    if config.auth.failmode == FailMode::Secure {
+        let without: Vec<&str> = config
+            .users
+            .iter()
+            .filter(|(_, entry)| entry.offline_secret.is_none())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !without.is_empty() {
+            warnings.push(format!(
+                "{} of {} users have no offline_secret ({}): with failmode = \"secure\" they \
+                 cannot log in while the API is unreachable (see `pam-authy offline-enroll`)",
+                without.len(),
+                config.users.len(),
+                list(&without, 10),
+            ));
+        }
+    }
+    if let Some(proxy) = &config.api.proxy
+        && proxy.starts_with("http://")
+    {
+        // Never print the proxy URL itself: it may carry credentials.
+        warnings.push(
+            "[api] proxy is plain http://: the proxy request and any proxy credentials cross \
+             the network unencrypted (the API's own TLS stays end to end)"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+fn list(names: &[&str], max: usize) -> String {
+    let mut shown = names.iter().take(max).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > max {
+        shown.push_str(&format!(", and {} more", names.len() - max));
+    }
+    shown
+}
+
+fn check_api(config: &Config, strict_ca: bool, report: &mut Report) {
+    let url = config.api.url.clone();
+    let client = if strict_ca {
+        if config.api.ca_pem.is_none() {
+            report.errors.push("--strict-ca needs [api] ca_file in the config".to_owned());
+            return;
+        }
+        AuthyClient::with_configured_anchors_only(&config.api)
+    } else {
+        AuthyClient::new(&config.api)
+    };
+    let details =
+        client.and_then(|client| progress::waiting(&format!("asking {url} for app/details"), || client.app_details()));
+    match details {
+        Ok(reply) => {
+            let app = app_summary(&reply);
+            report.notes.push(describe_app(&url, &app));
+            report.warnings.extend(method_warnings(config, &app));
+            report.api = json!({"url": url, "ok": true, "app": app});
+        }
+        Err(error) => {
+            report.errors.push(format!("{url}: {}", api_problem(&error)));
+            report.api = json!({
+                "url": url,
+                "ok": false,
+                "error": error.kind(),
+                "message": error.to_string(),
+            });
+        }
+    }
+}
+
+fn api_problem(error: &ApiError) -> String {
+    match error {
+        ApiError::BadApiKey => "the API rejected the API key (60001): check [api] api_key or api_key_file".to_owned(),
+        ApiError::Tls(_) => format!("{error} (the server's certificate is not trusted: check [api] url and ca_file)"),
+        other => other.to_string(),
+    }
+}
+
+/// The fields of `app/details` worth showing, sanitised (the reply is untrusted).
+fn app_summary(reply: &serde_json::Map<String, Value>) -> Value {
+    let app = reply.get("app").and_then(Value::as_object);
+    let field = |key: &str| app.and_then(|a| a.get(key));
+    json!({
+        "name": field("name").and_then(Value::as_str).map(|n| display_text(n, 80)),
+        "app_id": field("app_id").and_then(Value::as_u64),
+        "sms_enabled": field("sms_enabled").and_then(Value::as_bool),
+        "phone_calls_enabled": field("phone_calls_enabled").and_then(Value::as_bool),
+        "onetouch_enabled": field("onetouch_enabled").and_then(Value::as_bool),
+    })
+}
+
+fn on_off(value: &Value) -> &'static str {
+    match value.as_bool() {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "unknown",
+    }
+}
+
+fn describe_app(url: &str, app: &Value) -> String {
+    let name = app["name"].as_str().unwrap_or("(unnamed)");
+    let id = app["app_id"].as_u64().map_or_else(|| "unknown".to_owned(), |id| id.to_string());
+    format!(
+        "{url}: API key accepted by app \"{name}\" (id {id}; sms {}, calls {}, push {})",
+        on_off(&app["sms_enabled"]),
+        on_off(&app["phone_calls_enabled"]),
+        on_off(&app["onetouch_enabled"]),
+    )
+}
+
+/// The configured first method needs an add-on the app does not have.
+fn method_warnings(config: &Config, app: &Value) -> Vec<String> {
+    let (name, flag) = match config.auth.method {
+        Method::Prompt => return Vec::new(),
+        Method::Push => ("push", "onetouch_enabled"),
+        Method::Sms => ("sms", "sms_enabled"),
+        Method::Call => ("call", "phone_calls_enabled"),
+    };
+    if app[flag].as_bool() == Some(false) {
+        vec![format!(
+            "[auth] method = \"{name}\" but the Authy app reports {flag} = false, so that \
+             method cannot work"
+        )]
+    } else {
+        Vec::new()
+    }
+}

@@ -1,0 +1,297 @@
+//! Changes to the config file that keep its comments and layout, and that can never leave a
+//! file the module would reject.
+//!
+//! An edit is refused unless the file passes the module's own checks (`Config::load`). The
+//! text is edited with toml_edit, re-validated with `Config::parse`, written to a temporary
+//! file in the same checked directory (created 0600 with O_EXCL|O_NOFOLLOW, then given the
+//! original owner and mode), fsynced, validated once more with `Config::load` (so the mode
+//! check sees the exact bytes and mode), and renamed over the original; then the directory
+//! is fsynced. The module therefore reads either the old file or the new one, never a mix.
+//! Concurrent `pam-authy` edits are serialised with a lock on the directory, and an edit by
+//! anyone else between our read and our rename aborts ours.
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
+use pam_authy::config::{Config, ConfigError};
+use pam_authy::secure_fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
+use zeroize::Zeroizing;
+
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Applies `change` to the config at `path` and replaces the file atomically. Nothing is
+/// written when `change` fails or when the result would not be a valid config.
+pub fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
+    Config::load(path).map_err(|e| format!("{e} (not editing a file the module rejects)"))?;
+    let (dir_path, name) = secure_fs::split_file_path(path).map_err(|e| e.to_string())?;
+    let dir = secure_fs::open_dir(dir_path).map_err(|e| e.to_string())?;
+    let dir_handle = std::fs::File::from(
+        openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("{}: {}", dir_path.display(), e.desc()))?,
+    );
+    let lock = Flock::lock(dir_handle, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == Errno::EWOULDBLOCK {
+            format!("{}: another pam-authy is editing it; try again", path.display())
+        } else {
+            format!("{}: cannot lock: {}", dir_path.display(), errno.desc())
+        }
+    })?;
+
+    let file = secure_fs::open_file_in(&dir, name, path, OFlag::O_RDONLY).map_err(|e| e.to_string())?;
+    let original = fstat(file.as_fd()).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
+    let text = read_text(file, path)?;
+    Config::parse(path, &text).map_err(|e| e.to_string())?;
+    let mut document: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        // The parser's message may quote the line, and the line may hold a secret.
+        let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+        format!("{}: line {line}: toml_edit cannot parse it", path.display())
+    })?;
+
+    let result = change(&mut document)?;
+
+    let new_text = Zeroizing::new(document.to_string());
+    Config::parse(path, &new_text).map_err(|e| format!("{e} (the edited config would be invalid; nothing written)"))?;
+    let temp = TempFile::create(&dir, dir_path, name)?;
+    temp.write(&new_text, &original)?;
+    Config::load(&temp.path).map_err(|e| {
+        format!("{} (the edited config would be rejected; nothing written)", rename_error(e, &temp.path, path))
+    })?;
+    let now = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
+    if !same_version(&original, &now) {
+        return Err(format!("{}: changed by someone else while editing; nothing written, try again", path.display()));
+    }
+    temp.commit(&dir, name, path)?;
+    fsync(lock.as_fd()).map_err(|e| format!("{}: fsync: {}", dir_path.display(), e.desc()))?;
+    Ok(result)
+}
+
+fn read_text(file: OwnedFd, path: &Path) -> Result<Zeroizing<String>, String> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::from(file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{}: larger than {MAX_FILE_BYTES} bytes", path.display()));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("{}: is not valid UTF-8", path.display()))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|b| **b == b'\n').count() + 1
+}
+
+/// The same file, unchanged since we read it: same inode, size, and change times.
+fn same_version(a: &FileStat, b: &FileStat) -> bool {
+    a.st_dev == b.st_dev
+        && a.st_ino == b.st_ino
+        && a.st_size == b.st_size
+        && a.st_mtime == b.st_mtime
+        && a.st_mtime_nsec == b.st_mtime_nsec
+        && a.st_ctime == b.st_ctime
+        && a.st_ctime_nsec == b.st_ctime_nsec
+}
+
+/// Messages about the temporary file name the real file instead.
+fn rename_error(mut error: ConfigError, temp: &Path, real: &Path) -> String {
+    let temp_text = temp.display().to_string();
+    if error.path == temp {
+        error.path = real.to_path_buf();
+    }
+    error.problem = error.problem.replace(&temp_text, &real.display().to_string());
+    error.to_string()
+}
+
+/// The replacement file, removed on drop unless it was renamed into place.
+struct TempFile<'d> {
+    dir: &'d OwnedFd,
+    name: String,
+    path: PathBuf,
+    fd: Option<OwnedFd>,
+    committed: bool,
+}
+
+impl<'d> TempFile<'d> {
+    fn create(dir: &'d OwnedFd, dir_path: &Path, name: &Path) -> Result<TempFile<'d>, String> {
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|e| format!("getrandom: {e}"))?;
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let temp_name = format!(".{}.pam-authy-{suffix}", name.display());
+        let fd = openat(
+            dir.as_fd(),
+            temp_name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| format!("{}: cannot create a file next to it: {}", dir_path.display(), e.desc()))?;
+        Ok(TempFile { dir, path: dir_path.join(&temp_name), name: temp_name, fd: Some(fd), committed: false })
+    }
+
+    /// Gives the file the original's owner and mode, writes the text and syncs it.
+    fn write(&self, text: &str, original: &FileStat) -> Result<(), String> {
+        let fd = self.fd.as_ref().ok_or_else(|| "temporary file already closed".to_owned())?;
+        let fail = |what: &str, e: Errno| format!("{}: {what}: {}", self.path.display(), e.desc());
+        fchown(fd.as_fd(), Some(Uid::from_raw(original.st_uid)), Some(Gid::from_raw(original.st_gid)))
+            .map_err(|e| fail("fchown", e))?;
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(original.st_mode & 0o7777)).map_err(|e| fail("fchmod", e))?;
+        let mut file = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
+        file.write_all(text.as_bytes()).map_err(|e| format!("{}: write: {e}", self.path.display()))?;
+        file.sync_all().map_err(|e| format!("{}: fsync: {e}", self.path.display()))
+    }
+
+    fn commit(mut self, dir: &OwnedFd, name: &Path, path: &Path) -> Result<(), String> {
+        self.fd = None;
+        renameat(dir.as_fd(), self.name.as_str(), dir.as_fd(), name)
+            .map_err(|e| format!("{}: rename: {}", path.display(), e.desc()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        self.fd = None;
+        if !self.committed {
+            let _ = unlinkat(self.dir.as_fd(), self.name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ edits of [users] --
+
+/// The `[users]` table, created at the end of the file when missing.
+fn users_table(document: &mut DocumentMut) -> Result<&mut dyn TableLike, String> {
+    if !document.contains_key("users") {
+        document.insert("users", Item::Table(Table::new()));
+    }
+    document.get_mut("users").and_then(Item::as_table_like_mut).ok_or_else(|| "[users] is not a table".to_owned())
+}
+
+/// Adds `user = authy_id`; refuses when the user is already mapped.
+pub fn add_user(document: &mut DocumentMut, user: &str, authy_id: u64) -> Result<(), String> {
+    let id = i64::try_from(authy_id).map_err(|_| format!("Authy ID {authy_id} is too large"))?;
+    let users = users_table(document)?;
+    if users.contains_key(user) {
+        return Err(format!("{user} is already in [users]"));
+    }
+    users.insert(user, toml_edit::value(id));
+    Ok(())
+}
+
+/// Removes the user's entry with its comments; false when there was none.
+pub fn remove_user(document: &mut DocumentMut, user: &str) -> Result<bool, String> {
+    Ok(users_table(document)?.remove(user).is_some())
+}
+
+/// Sets the user's `offline_secret`, turning `user = N` into `user = { authy_id = N,
+/// offline_secret = "..." }` and keeping any other keys and the trailing comment.
+pub fn set_offline_secret(document: &mut DocumentMut, user: &str, secret: &str) -> Result<(), String> {
+    let users = users_table(document)?;
+    let entry = users.get_mut(user).ok_or_else(|| format!("{user} is not in [users]"))?;
+    if let Some(id) = entry.as_integer() {
+        let decor = entry.as_value().map(|v| v.decor().clone());
+        let mut table = InlineTable::new();
+        table.insert("authy_id", Value::from(id));
+        table.insert("offline_secret", Value::from(secret));
+        let mut value = Value::InlineTable(table);
+        if let Some(decor) = decor {
+            *value.decor_mut() = decor;
+        }
+        *entry = Item::Value(value);
+        return Ok(());
+    }
+    if let Some(inline) = entry.as_inline_table_mut() {
+        inline.insert("offline_secret", Value::from(secret));
+        inline.fmt();
+        return Ok(());
+    }
+    let table = entry.as_table_like_mut().ok_or_else(|| format!("[users] {user}: neither an Authy ID nor a table"))?;
+    match table.get_mut("offline_secret") {
+        Some(existing) => {
+            // Keep the comment after the old value, not the value itself.
+            let decor = existing.as_value().map(|v| v.decor().clone());
+            let mut value = Value::from(secret);
+            if let Some(decor) = decor {
+                *value.decor_mut() = decor;
+            }
+            *existing = Item::Value(value);
+        }
+        None => {
+            table.insert("offline_secret", toml_edit::value(secret));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> DocumentMut {
+        text.parse().expect("toml")
+    }
+
+    #[test]
+    fn a_new_user_goes_at_the_end_of_users_and_keeps_the_comments() {
+        let mut d = doc("# top\n[api]\napi_key = \"k\" # key\n\n[users]\n# admins\nalice = 1\n");
+        add_user(&mut d, "bob", 22).expect("add");
+        assert_eq!(d.to_string(), "# top\n[api]\napi_key = \"k\" # key\n\n[users]\n# admins\nalice = 1\nbob = 22\n");
+    }
+
+    #[test]
+    fn a_missing_users_table_is_created() {
+        let mut d = doc("[api]\napi_key = \"k\"\n");
+        add_user(&mut d, "carol", 3).expect("add");
+        assert_eq!(d.to_string(), "[api]\napi_key = \"k\"\n\n[users]\ncarol = 3\n");
+    }
+
+    #[test]
+    fn names_that_need_quotes_are_quoted() {
+        let mut d = doc("[users]\n");
+        add_user(&mut d, "j.doe@example", 4).expect("add");
+        assert_eq!(d.to_string(), "[users]\n\"j.doe@example\" = 4\n");
+    }
+
+    #[test]
+    fn an_existing_user_is_not_overwritten() {
+        let mut d = doc("[users]\nalice = 1\n");
+        assert!(add_user(&mut d, "alice", 2).is_err());
+    }
+
+    #[test]
+    fn removing_a_user_keeps_the_others() {
+        let mut d = doc("[users]\nalice = 1 # first\nbob = 2\n");
+        assert!(remove_user(&mut d, "alice").expect("remove"));
+        assert_eq!(d.to_string(), "[users]\nbob = 2\n");
+        assert!(!remove_user(&mut d, "alice").expect("remove"));
+    }
+
+    #[test]
+    fn an_integer_entry_becomes_a_table_with_its_comment() {
+        let mut d = doc("[users]\nalice = 1 # the boss\nbob = 2\n");
+        set_offline_secret(&mut d, "alice", "JBSWY3DPEHPK3PXP").expect("set");
+        assert_eq!(
+            d.to_string(),
+            "[users]\nalice = { authy_id = 1, offline_secret = \"JBSWY3DPEHPK3PXP\" } # the boss\nbob = 2\n"
+        );
+    }
+
+    #[test]
+    fn a_table_entry_gets_or_replaces_its_secret() {
+        let mut d =
+            doc("[users]\nalice = { authy_id = 1 }\n[users.bob]\nauthy_id = 2\noffline_secret = \"OLD\" # old\n");
+        set_offline_secret(&mut d, "alice", "AAAA").expect("alice");
+        set_offline_secret(&mut d, "bob", "BBBB").expect("bob");
+        assert_eq!(
+            d.to_string(),
+            "[users]\nalice = { authy_id = 1, offline_secret = \"AAAA\" }\n[users.bob]\nauthy_id = 2\noffline_secret = \"BBBB\" # old\n"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! `pam-authy test`: one real `pam_authenticate` through libpam with a PAM stack, answered
+//! on the terminal, so an admin can try a stack before logging out.
+//!
+//! The stack is the system's /etc/pam.d/SERVICE, or SERVICE in `--confdir` (through
+//! `pam_start_confdir`, so nothing under /etc is touched). Prompts are read from the terminal
+//! with echo off for secrets, or from stdin when it is not a terminal. A spinner runs while
+//! the stack works between prompts (a push waiting for approval, a slow API). Only
+//! PAM_SUCCESS is success.
+
+use crate::progress::Spinner;
+use crate::support::{self, Outcome};
+use pam_harness::{Items, Message, Reply};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_SERVICE: &str = "sshd";
+const SYSTEM_PAM_DIR: &str = "/etc/pam.d";
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+pub struct TestArgs {
+    pub user: String,
+    pub service: String,
+    pub confdir: Option<PathBuf>,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub json: bool,
+}
+
+pub fn run(args: &TestArgs) -> Outcome {
+    support::check_user_name(&args.user)?;
+    if args.service.is_empty() || args.service.contains('/') || args.service.starts_with('.') {
+        return Err(format!("--service {:?} is not a PAM service name", args.service).into());
+    }
+    let dir = args.confdir.clone().unwrap_or_else(|| PathBuf::from(SYSTEM_PAM_DIR));
+    let stack = dir.join(&args.service);
+    if !stack.is_file() {
+        return Err(format!("{}: no such PAM service file", stack.display()).into());
+    }
+    let mentions = modules_named(&dir, &args.service, "pam_authy");
+    if mentions.is_empty() {
+        support::warn(&format!(
+            "{} (with its includes) never loads pam_authy; this tests the stack without it",
+            stack.display()
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        support::warn(
+            "not running as root: modules that read root-only files (pam_unix, pam_authy) may \
+             fail here where sshd or sudo would succeed",
+        );
+    }
+    support::warn_if_no_account(&args.user);
+    eprintln!(
+        "Testing the PAM stack {} for {}; answer the prompts as {} would.",
+        stack.display(),
+        args.user,
+        args.user
+    );
+
+    let items = Items { rhost: args.rhost.clone(), tty: args.tty.clone(), ruser: None };
+    let mut spinner = Some(Spinner::start("waiting for the PAM stack"));
+    let mut responder = |message: &Message| -> Reply {
+        spinner = None;
+        let reply = pam_harness::terminal_responder(message);
+        spinner = Some(Spinner::start("waiting for the PAM stack"));
+        reply
+    };
+    let confdir = args.confdir.as_deref();
+    let result = pam_harness::authenticate(confdir, &args.service, &args.user, &items, &mut responder);
+    drop(responder);
+    drop(spinner);
+    let result = result?;
+    let success = result.code == pam_harness::PAM_SUCCESS;
+    if args.json {
+        support::print_json(&json!({
+            "ok": success,
+            "service": args.service,
+            "stack": stack.display().to_string(),
+            "user": args.user,
+            "result": result.name(),
+            "code": result.code,
+        }));
+    } else {
+        println!("PAM result: {} ({})", result.name(), result.code);
+    }
+    if success {
+        Ok(())
+    } else {
+        Err(format!("authentication through {} ended with {}", stack.display(), result.name()).into())
+    }
+}
+
+/// Lines of the stack (following `@include`, `include` and `substack`) that name a module
+/// containing `module`, as `FILE:LINE`.
+fn modules_named(dir: &Path, service: &str, module: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut seen = BTreeSet::new();
+    scan(dir, service, module, 0, &mut seen, &mut found);
+    found
+}
+
+fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<String>, found: &mut Vec<String>) {
+    if depth > MAX_INCLUDE_DEPTH || name.contains('/') || !seen.insert(name.to_owned()) {
+        return;
+    }
+    let path = dir.join(name);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["@include", included, ..] => scan(dir, included, module, depth + 1, seen, found),
+            [_, "include" | "substack", included, ..] => scan(dir, included, module, depth + 1, seen, found),
+            words if words.iter().any(|w| w.contains(module)) => {
+                found.push(format!("{}:{}", path.display(), index + 1));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_are_followed_when_looking_for_the_module() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("svc"), "# comment\n@include common\naccount required pam_permit.so\n")
+            .expect("write");
+        std::fs::write(
+            dir.path().join("common"),
+            "auth [success=1 default=ignore] pam_unix.so\nauth substack deeper\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("deeper"),
+            "auth required /lib/security/pam_authy.so config=/x\nauth include svc\n",
+        )
+        .expect("write");
+        let found = modules_named(dir.path(), "svc", "pam_authy");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].ends_with("deeper:1"));
+        assert!(modules_named(dir.path(), "common", "pam_nothing").is_empty());
+    }
+}

@@ -1,0 +1,92 @@
+//! What every admin subcommand shares: where the config is, loading it with the module's
+//! own checks, looking a user up in `[users]`, the API client, and the way results, warnings
+//! and failures are printed. Nothing here prints a secret.
+
+use pam_authy::authy::AuthyClient;
+use pam_authy::config::{Config, DEFAULT_CONFIG_PATH, UserEntry, valid_account_name};
+use std::path::{Path, PathBuf};
+
+/// Why a subcommand did not succeed.
+#[derive(Debug)]
+pub enum Exit {
+    /// A one-line reason, printed by `main` as `pam-authy: REASON`.
+    Failed(String),
+    /// The subcommand printed its own report (`check`); exit non-zero without more output.
+    Reported,
+}
+
+impl From<String> for Exit {
+    fn from(message: String) -> Self {
+        Exit::Failed(message)
+    }
+}
+
+impl From<&str> for Exit {
+    fn from(message: &str) -> Self {
+        Exit::Failed(message.to_owned())
+    }
+}
+
+pub type Outcome = Result<(), Exit>;
+
+/// The config path as the module would see it: absolute, with symlinks left in place so
+/// that the module's symlink check still applies to it.
+pub fn config_path(arg: Option<&Path>) -> Result<PathBuf, String> {
+    let path = arg.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    std::env::current_dir()
+        .map(|dir| dir.join(path))
+        .map_err(|e| format!("{}: cannot resolve a relative path: {e}", path.display()))
+}
+
+/// Loads the config with every check the module makes (owner, mode, symlinks, schema).
+pub fn load(path: &Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+/// Refuses names the mapping could never hold, before anything is sent or written.
+pub fn check_user_name(user: &str) -> Result<(), String> {
+    if valid_account_name(user) {
+        Ok(())
+    } else {
+        Err(format!("{user:?} is not a valid user name (no spaces, control characters, ':' or '/')"))
+    }
+}
+
+/// The `[users]` entry of `user`, or a message saying the user is unmapped.
+pub fn mapped<'c>(config: &'c Config, user: &str) -> Result<&'c UserEntry, String> {
+    config.user(user).ok_or_else(|| {
+        format!("{user} is not in [users] of {}; map it with `pam-authy enroll {user} ...`", config.path.display())
+    })
+}
+
+/// The module's own client, built from the config exactly as the module builds it.
+pub fn client(config: &Config) -> Result<AuthyClient, String> {
+    AuthyClient::new(&config.api).map_err(|e| format!("{}: {e}", config.api.url))
+}
+
+pub fn warn(message: &str) {
+    eprintln!("warning: {message}");
+}
+
+/// One JSON document on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// Whether an account of that name exists (NSS); lookup failures count as "don't know".
+pub fn account_exists(user: &str) -> Option<bool> {
+    nix::unistd::User::from_name(user).ok().map(|u| u.is_some())
+}
+
+/// Warns when the module would not find the account (it resolves users through NSS).
+pub fn warn_if_no_account(user: &str) {
+    if account_exists(user) == Some(false) {
+        warn(&format!(
+            "there is no account {user} on this system; the module looks users up through NSS \
+             and answers PAM_USER_UNKNOWN for unknown accounts"
+        ));
+    }
+}
