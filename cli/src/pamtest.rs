@@ -12,6 +12,7 @@ use crate::support::{self, Outcome};
 use pam_harness::{Items, Message, Reply};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_SERVICE: &str = "sshd";
@@ -59,10 +60,15 @@ pub fn run(args: &TestArgs) -> Outcome {
     );
 
     let items = Items { rhost: args.rhost.clone(), tty: args.tty.clone(), ruser: None };
+    let stdin_is_terminal = std::io::stdin().is_terminal();
     let mut spinner = Some(Spinner::start("waiting for the PAM stack"));
     let mut responder = |message: &Message| -> Reply {
         spinner = None;
         let reply = pam_harness::terminal_responder(message);
+        if message.style.is_prompt() && !stdin_is_terminal {
+            // The answer was not echoed: end the prompt's line.
+            eprintln!();
+        }
         spinner = Some(Spinner::start("waiting for the PAM stack"));
         reply
     };

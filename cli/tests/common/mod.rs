@@ -1,0 +1,204 @@
+//! Shared support for the CLI's integration tests: run the built `pam-authy` binary against
+//! an in-process sandbox, with each test's config in its own private (0700) directory.
+//! Nothing here touches /etc/pam_authy or /etc/pam.d.
+#![allow(dead_code)]
+
+use authy_sandbox::{Sandbox, SandboxConfig};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const API_KEY: &str = "cli-test-key-0123456789";
+pub const PHONE: &str = "555-123-4567";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pam-authy")
+}
+
+/// The module built next to the binary (`cargo build` uplifts the cdylib there).
+pub fn module_path() -> PathBuf {
+    let dir = Path::new(binary()).parent().expect("target dir");
+    for candidate in [dir.join("libpam_authy.so"), dir.join("deps/libpam_authy.so")] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("libpam_authy.so not found in {}: run `cargo build` first", dir.display());
+}
+
+/// What a run of the binary printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {:?}", self.stdout))
+    }
+
+    /// The stderr lines that are not warnings or prompts: the failure reasons.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("pam-authy: ")).collect()
+    }
+
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("warning: ")).collect()
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_with_stdin(args, "")
+}
+
+pub fn run_with_stdin(args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pam-authy");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    Run::from(child.wait_with_output().expect("wait"))
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).expect("stat").mode() & 0o7777
+}
+
+pub fn owner_of(path: &Path) -> (u32, u32) {
+    let meta = std::fs::symlink_metadata(path).expect("stat");
+    (meta.uid(), meta.gid())
+}
+
+/// A private directory (0700) holding a config, the sandbox CA and a PAM confdir.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        set_mode(dir.path(), 0o700);
+        std::fs::create_dir(dir.path().join("pam.d")).expect("mkdir pam.d");
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("pam_authy.toml")
+    }
+
+    pub fn config_arg(&self) -> String {
+        self.config_path().display().to_string()
+    }
+
+    pub fn confdir(&self) -> PathBuf {
+        self.path().join("pam.d")
+    }
+
+    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        set_mode(&path, mode);
+        path
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        self.write("pam_authy.toml", text, 0o600)
+    }
+
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.config_path()).expect("read config")
+    }
+
+    /// Files other than the ones the test wrote: leftovers of an edit.
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.path())
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    /// Writes `pam.d/<service>` with the built module reading this directory's config.
+    pub fn service(&self, service: &str) {
+        let text = format!(
+            "auth required {} config={}\naccount required pam_permit.so\n",
+            module_path().display(),
+            self.config_path().display()
+        );
+        std::fs::write(self.confdir().join(service), text).expect("write service");
+    }
+
+    /// Runs `pam-authy SUBCOMMAND --config <this config> ARGS...`.
+    pub fn cli(&self, subcommand: &str, args: &[&str]) -> Run {
+        let config = self.config_arg();
+        let mut all = vec![subcommand, "--config", config.as_str()];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+}
+
+pub fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig { api_key: API_KEY.into(), ..SandboxConfig::default() }).expect("start sandbox")
+}
+
+/// The `[api]` section for `sandbox`, with its CA written into `dir`.
+pub fn api_section(dir: &TestDir, sandbox: &Sandbox) -> String {
+    let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
+    format!(
+        "[api]\nurl = \"{}\"\napi_key = \"{}\"\nca_file = \"{}\"\ntimeout_secs = 5\n",
+        sandbox.url(),
+        sandbox.api_key(),
+        ca.display()
+    )
+}
+
+/// A config for `sandbox` with extra sections after `[api]`.
+pub fn config_for(dir: &TestDir, sandbox: &Sandbox, rest: &str) -> String {
+    format!("{}\n{rest}", api_section(dir, sandbox))
+}
+
+/// The user running the tests; it exists in NSS, which the module requires.
+pub fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid()).expect("getpwuid").expect("passwd entry").name
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// The API paths the sandbox received, in order.
+pub fn paths(sandbox: &Sandbox) -> Vec<String> {
+    sandbox.requests().into_iter().map(|r| format!("{} {}", r.method, r.raw_path)).collect()
+}
