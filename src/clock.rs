@@ -21,9 +21,7 @@ pub struct SystemClock {
 impl SystemClock {
     #[allow(clippy::disallowed_methods)]
     pub fn new() -> SystemClock {
-        SystemClock {
-            origin: Instant::now(),
-        }
+        SystemClock { origin: Instant::now() }
     }
 }
 
@@ -36,10 +34,7 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)]
     fn unix_time(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
     #[allow(clippy::disallowed_methods)]
@@ -60,14 +55,11 @@ pub struct FakeClock {
 
 impl FakeClock {
     pub fn at_unix(seconds: u64) -> FakeClock {
-        FakeClock {
-            millis: AtomicU64::new(seconds * 1000),
-        }
+        FakeClock { millis: AtomicU64::new(seconds * 1000) }
     }
 
     pub fn advance(&self, duration: Duration) {
-        self.millis
-            .fetch_add(duration.as_millis() as u64, Ordering::SeqCst);
+        self.millis.fetch_add(duration.as_millis() as u64, Ordering::SeqCst);
     }
 }
 

@@ -29,17 +29,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(path: &Path, problem: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.to_path_buf(),
-            problem: problem.into(),
-        }
+        ConfigError { path: path.to_path_buf(), problem: problem.into() }
     }
 
     fn file(error: FileError) -> Self {
-        ConfigError {
-            path: error.path().to_path_buf(),
-            problem: error.to_string(),
-        }
+        ConfigError { path: error.path().to_path_buf(), problem: error.to_string() }
     }
 }
 
@@ -48,11 +42,7 @@ impl fmt::Display for ConfigError {
         let text = self.problem.clone();
         let path = self.path.display().to_string();
         // FileError messages already start with the path.
-        if text.starts_with(&path) {
-            f.write_str(&text)
-        } else {
-            write!(f, "{path}: {text}")
-        }
+        if text.starts_with(&path) { f.write_str(&text) } else { write!(f, "{path}: {text}") }
     }
 }
 
@@ -220,41 +210,25 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::new(
-            path,
-            format!(
-                "{key} = {value} is out of range ({}..={})",
-                range.start(),
-                range.end()
-            ),
-        ))
+        Err(ConfigError::new(path, format!("{key} = {value} is out of range ({}..={})", range.start(), range.end())))
     }
 }
 
 /// Line number (1-based) of a byte offset, for error messages that must not quote the file.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
-        .iter()
-        .take(offset)
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes().iter().take(offset).filter(|b| **b == b'\n').count() + 1
 }
 
 impl Config {
     /// Reads and validates the file at `path` with all ownership and mode checks.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = secure_fs::read_file(path, MAX_FILE_BYTES).map_err(ConfigError::file)?;
-        let text = std::str::from_utf8(&file.bytes)
-            .map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
+        let text = std::str::from_utf8(&file.bytes).map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
         let config = Config::parse(path, text)?;
         if file.readable_by_group_or_other() && config.file_holds_secrets() {
             return Err(ConfigError::new(
                 path,
-                format!(
-                    "mode {:04o} lets group or other read the secrets it holds; use 0600",
-                    file.mode
-                ),
+                format!("mode {:04o} lets group or other read the secrets it holds; use 0600", file.mode),
             ));
         }
         Ok(config)
@@ -280,14 +254,7 @@ impl Config {
         let offline = parse_offline(path, raw.offline)?;
         let users = parse_users(path, raw.users)?;
         let (api, api_key_inline) = api;
-        Ok(Config {
-            path: path.to_path_buf(),
-            api,
-            auth,
-            offline,
-            users,
-            api_key_inline,
-        })
+        Ok(Config { path: path.to_path_buf(), api, auth, offline, users, api_key_inline })
     }
 
     pub fn user(&self, name: &str) -> Option<&UserEntry> {
@@ -296,55 +263,33 @@ impl Config {
 }
 
 fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError> {
-    let url = raw
-        .url
-        .unwrap_or_else(|| "https://api.authy.com".to_owned());
+    let url = raw.url.unwrap_or_else(|| "https://api.authy.com".to_owned());
     let url = validate_url(path, &url)?;
     let (api_key, inline) = match (raw.api_key, raw.api_key_file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                path,
-                "[api] sets both api_key and api_key_file; keep one",
-            ));
+            return Err(ConfigError::new(path, "[api] sets both api_key and api_key_file; keep one"));
         }
         (None, None) => {
-            return Err(ConfigError::new(
-                path,
-                "[api] needs api_key or api_key_file",
-            ));
+            return Err(ConfigError::new(path, "[api] needs api_key or api_key_file"));
         }
         (Some(toml::Value::String(key)), None) => (Secret::new(key), true),
         (Some(_), None) => return Err(ConfigError::new(path, "[api] api_key must be a string")),
         (None, Some(file)) => (read_api_key_file(&file)?, false),
     };
     validate_api_key(path, &api_key)?;
-    let timeout_secs = in_range(
-        path,
-        "[api] timeout_secs",
-        raw.timeout_secs.unwrap_or(10),
-        1..=120,
-    )?;
+    let timeout_secs = in_range(path, "[api] timeout_secs", raw.timeout_secs.unwrap_or(10), 1..=120)?;
     let ca_pem = match raw.ca_file {
         Some(ca_file) => Some(read_ca_file(&ca_file)?),
         None => None,
     };
-    let proxy = raw
-        .proxy
-        .map(|proxy| validate_proxy(path, &proxy))
-        .transpose()?;
-    let api = ApiConfig {
-        url,
-        api_key,
-        timeout: Duration::from_secs(timeout_secs),
-        ca_pem,
-        proxy,
-    };
+    let proxy = raw.proxy.map(|proxy| validate_proxy(path, &proxy)).transpose()?;
+    let api = ApiConfig { url, api_key, timeout: Duration::from_secs(timeout_secs), ca_pem, proxy };
     Ok((api, inline))
 }
 
 fn validate_url(path: &Path, url: &str) -> Result<String, ConfigError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| ConfigError::new(path, format!("[api] url is not a URL: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| ConfigError::new(path, format!("[api] url is not a URL: {e}")))?;
     if parsed.scheme() != "https" {
         return Err(ConfigError::new(path, "[api] url must start with https://"));
     }
@@ -352,28 +297,19 @@ fn validate_url(path: &Path, url: &str) -> Result<String, ConfigError> {
         return Err(ConfigError::new(path, "[api] url has no host"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ConfigError::new(
-            path,
-            "[api] url must not carry credentials",
-        ));
+        return Err(ConfigError::new(path, "[api] url must not carry credentials"));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ConfigError::new(
-            path,
-            "[api] url must not have a query or fragment",
-        ));
+        return Err(ConfigError::new(path, "[api] url must not have a query or fragment"));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
 fn validate_proxy(path: &Path, proxy: &str) -> Result<String, ConfigError> {
-    let parsed = reqwest::Url::parse(proxy)
-        .map_err(|e| ConfigError::new(path, format!("[api] proxy is not a URL: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(proxy).map_err(|e| ConfigError::new(path, format!("[api] proxy is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ConfigError::new(
-            path,
-            "[api] proxy must be an http:// or https:// URL",
-        ));
+        return Err(ConfigError::new(path, "[api] proxy must be an http:// or https:// URL"));
     }
     Ok(proxy.to_owned())
 }
@@ -382,10 +318,7 @@ fn validate_proxy(path: &Path, proxy: &str) -> Result<String, ConfigError> {
 fn validate_api_key(path: &Path, key: &Secret) -> Result<(), ConfigError> {
     let text = key.expose();
     if text.is_empty() || text.len() > 256 || !text.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError::new(
-            path,
-            "[api] api key must be 1 to 256 printable ASCII characters without spaces",
-        ));
+        return Err(ConfigError::new(path, "[api] api key must be 1 to 256 printable ASCII characters without spaces"));
     }
     Ok(())
 }
@@ -395,24 +328,16 @@ fn read_api_key_file(file: &Path) -> Result<Secret, ConfigError> {
     if key.readable_by_group_or_other() {
         return Err(ConfigError::new(
             file,
-            format!(
-                "mode {:04o} lets group or other read the API key; use 0600",
-                key.mode
-            ),
+            format!("mode {:04o} lets group or other read the API key; use 0600", key.mode),
         ));
     }
-    let text =
-        std::str::from_utf8(&key.bytes).map_err(|_| ConfigError::new(file, "is not UTF-8"))?;
+    let text = std::str::from_utf8(&key.bytes).map_err(|_| ConfigError::new(file, "is not UTF-8"))?;
     Ok(Secret::from(text.trim()))
 }
 
 fn read_ca_file(file: &Path) -> Result<Vec<u8>, ConfigError> {
     let ca = secure_fs::read_file(file, MAX_FILE_BYTES).map_err(ConfigError::file)?;
-    if !ca
-        .bytes
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
+    if !ca.bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         return Err(ConfigError::new(file, "holds no PEM certificate"));
     }
     Ok(ca.bytes.clone())
@@ -422,10 +347,7 @@ fn parse_auth(path: &Path, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
     let groups = raw.groups.unwrap_or_default();
     for group in &groups {
         if !valid_account_name(group) {
-            return Err(ConfigError::new(
-                path,
-                format!("[auth] groups: invalid group name {group:?}"),
-            ));
+            return Err(ConfigError::new(path, format!("[auth] groups: invalid group name {group:?}")));
         }
     }
     Ok(AuthConfig {
@@ -446,46 +368,21 @@ fn parse_auth(path: &Path, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
             raw.push_poll_ms.unwrap_or(1000),
             100..=30_000,
         )?),
-        grace: Duration::from_secs(in_range(
-            path,
-            "[auth] grace_secs",
-            raw.grace_secs.unwrap_or(0),
-            0..=86_400,
-        )?),
+        grace: Duration::from_secs(in_range(path, "[auth] grace_secs", raw.grace_secs.unwrap_or(0), 0..=86_400)?),
     })
 }
 
 fn parse_offline(path: &Path, raw: RawOffline) -> Result<OfflineConfig, ConfigError> {
-    let state_dir = raw
-        .state_dir
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let state_dir = raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if !state_dir.is_absolute() {
-        return Err(ConfigError::new(
-            path,
-            "[offline] state_dir must be an absolute path",
-        ));
+        return Err(ConfigError::new(path, "[offline] state_dir must be an absolute path"));
     }
     Ok(OfflineConfig {
         digits: in_range(path, "[offline] digits", raw.digits.unwrap_or(6), 6..=8)?,
-        period_secs: in_range(
-            path,
-            "[offline] period_secs",
-            raw.period_secs.unwrap_or(30),
-            10..=300,
-        )?,
-        skew_steps: in_range(
-            path,
-            "[offline] skew_steps",
-            raw.skew_steps.unwrap_or(1),
-            0..=10,
-        )?,
+        period_secs: in_range(path, "[offline] period_secs", raw.period_secs.unwrap_or(30), 10..=300)?,
+        skew_steps: in_range(path, "[offline] skew_steps", raw.skew_steps.unwrap_or(1), 0..=10)?,
         state_dir,
-        max_failures: in_range(
-            path,
-            "[offline] max_failures",
-            raw.max_failures.unwrap_or(5),
-            1..=100,
-        )?,
+        max_failures: in_range(path, "[offline] max_failures", raw.max_failures.unwrap_or(5), 1..=100)?,
         failure_window_secs: in_range(
             path,
             "[offline] failure_window_secs",
@@ -500,28 +397,17 @@ fn parse_offline(path: &Path, raw: RawOffline) -> Result<OfflineConfig, ConfigEr
 pub fn valid_account_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/')
 }
 
-fn parse_users(
-    path: &Path,
-    table: toml::Table,
-) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
+fn parse_users(path: &Path, table: toml::Table) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
     let mut users = BTreeMap::new();
     for (name, value) in table {
         if !valid_account_name(&name) {
-            return Err(ConfigError::new(
-                path,
-                format!("[users] invalid user name {name:?}"),
-            ));
+            return Err(ConfigError::new(path, format!("[users] invalid user name {name:?}")));
         }
         let entry = match value {
-            toml::Value::Integer(id) => UserEntry {
-                authy_id: authy_id(path, &name, id)?,
-                offline_secret: None,
-            },
+            toml::Value::Integer(id) => UserEntry { authy_id: authy_id(path, &name, id)?, offline_secret: None },
             toml::Value::Table(fields) => parse_user_table(path, &name, fields)?,
             _ => {
                 return Err(ConfigError::new(
@@ -539,19 +425,10 @@ fn authy_id(path: &Path, name: &str, id: i64) -> Result<AuthyId, ConfigError> {
     u64::try_from(id)
         .ok()
         .and_then(AuthyId::new)
-        .ok_or_else(|| {
-            ConfigError::new(
-                path,
-                format!("[users] {name}: Authy ID must be a positive integer"),
-            )
-        })
+        .ok_or_else(|| ConfigError::new(path, format!("[users] {name}: Authy ID must be a positive integer")))
 }
 
-fn parse_user_table(
-    path: &Path,
-    name: &str,
-    fields: toml::Table,
-) -> Result<UserEntry, ConfigError> {
+fn parse_user_table(path: &Path, name: &str, fields: toml::Table) -> Result<UserEntry, ConfigError> {
     let mut id = None;
     let mut offline_secret = None;
     for (key, value) in fields {
@@ -560,42 +437,25 @@ fn parse_user_table(
             ("offline_secret", toml::Value::String(secret)) => {
                 let secret = Secret::new(secret);
                 offline_secret = Some(normalize_base32_secret(&secret).ok_or_else(|| {
-                    ConfigError::new(
-                        path,
-                        format!(
-                            "[users] {name}: offline_secret must be base32 of at least 80 bits"
-                        ),
-                    )
+                    ConfigError::new(path, format!("[users] {name}: offline_secret must be base32 of at least 80 bits"))
                 })?);
             }
             ("authy_id" | "offline_secret", _) => {
-                return Err(ConfigError::new(
-                    path,
-                    format!("[users] {name}: {key} has the wrong type"),
-                ));
+                return Err(ConfigError::new(path, format!("[users] {name}: {key} has the wrong type")));
             }
             _ => {
-                return Err(ConfigError::new(
-                    path,
-                    format!("[users] {name}: unknown key {key:?}"),
-                ));
+                return Err(ConfigError::new(path, format!("[users] {name}: unknown key {key:?}")));
             }
         }
     }
-    let authy_id =
-        id.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing authy_id")))?;
-    Ok(UserEntry {
-        authy_id,
-        offline_secret,
-    })
+    let authy_id = id.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing authy_id")))?;
+    Ok(UserEntry { authy_id, offline_secret })
 }
 
 /// Accepts base32 as people paste it (lower case, spaces, dashes, `=` padding) and returns the
 /// canonical form, or None when it is not base32 or decodes to fewer than 80 bits.
 pub fn normalize_base32_secret(secret: &Secret) -> Option<Secret> {
-    let body = secret
-        .expose()
-        .trim_end_matches(|c: char| c == '=' || c.is_whitespace());
+    let body = secret.expose().trim_end_matches(|c: char| c == '=' || c.is_whitespace());
     let mut canonical = zeroize::Zeroizing::new(String::with_capacity(body.len()));
     for c in body.chars() {
         match c {
@@ -620,26 +480,21 @@ impl ModuleArgs {
     /// Unknown or malformed arguments are configuration errors, so a typo never silently
     /// changes what the stack does.
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleArgs, ConfigError> {
-        let mut parsed = ModuleArgs {
-            config_path: PathBuf::from(DEFAULT_CONFIG_PATH),
-            debug: false,
-            method: None,
-        };
+        let mut parsed = ModuleArgs { config_path: PathBuf::from(DEFAULT_CONFIG_PATH), debug: false, method: None };
         let here = Path::new("module arguments");
         for arg in args {
             let arg = arg.as_ref();
             match arg.split_once('=') {
                 None if arg == "debug" => parsed.debug = true,
-                Some(("config", value)) if Path::new(value).is_absolute() => {
-                    parsed.config_path = PathBuf::from(value)
-                }
+                Some(("config", value)) if Path::new(value).is_absolute() => parsed.config_path = PathBuf::from(value),
                 Some(("config", _)) => {
                     return Err(ConfigError::new(here, "config= needs an absolute path"));
                 }
                 Some(("method", value)) => {
-                    parsed.method = Some(Method::parse(value).ok_or_else(|| {
-                        ConfigError::new(here, format!("unknown method {value:?}"))
-                    })?);
+                    parsed.method = Some(
+                        Method::parse(value)
+                            .ok_or_else(|| ConfigError::new(here, format!("unknown method {value:?}")))?,
+                    );
                 }
                 _ => return Err(ConfigError::new(here, format!("unknown argument {arg:?}"))),
             }
@@ -675,10 +530,7 @@ mod tests {
         assert_eq!(config.offline.digits, 6);
         assert_eq!(config.offline.period_secs, 30);
         assert_eq!(config.offline.skew_steps, 1);
-        assert_eq!(
-            config.offline.state_dir,
-            PathBuf::from("/var/lib/pam_authy")
-        );
+        assert_eq!(config.offline.state_dir, PathBuf::from("/var/lib/pam_authy"));
         assert!(config.users.is_empty());
     }
 
@@ -707,108 +559,45 @@ alice = 1234567
 bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
 "#;
         let config = parse(text).expect("config");
-        assert_eq!(
-            config.user("alice").map(|u| u.authy_id.get()),
-            Some(1234567)
-        );
+        assert_eq!(config.user("alice").map(|u| u.authy_id.get()), Some(1234567));
         let bob = config.user("bob").expect("bob");
         assert_eq!(bob.authy_id.get(), 7654321);
-        assert_eq!(
-            bob.offline_secret.as_ref().map(Secret::expose),
-            Some("JBSWY3DPEHPK3PXP")
-        );
+        assert_eq!(bob.offline_secret.as_ref().map(Secret::expose), Some("JBSWY3DPEHPK3PXP"));
     }
 
     #[test]
     fn each_schema_violation_is_refused_with_a_clear_message() {
         let cases = [
-            (
-                "[api]\napi_key = \"k\"\nbogus = 1\n",
-                "unknown field `bogus`",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[auth]\nfailmode = \"open\"\n",
-                "unknown variant",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[auth]\nmax_tries = \"3\"\n",
-                "invalid type",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[auth]\nmax_tries = 0\n",
-                "max_tries = 0 is out of range",
-            ),
-            (
-                "[api]\napi_key = \"k\"\nurl = \"http://api.authy.com\"\n",
-                "https://",
-            ),
-            (
-                "[api]\napi_key = \"k\"\nurl = \"https://u:p@api.authy.com\"\n",
-                "credentials",
-            ),
+            ("[api]\napi_key = \"k\"\nbogus = 1\n", "unknown field `bogus`"),
+            ("[api]\napi_key = \"k\"\n[auth]\nfailmode = \"open\"\n", "unknown variant"),
+            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = \"3\"\n", "invalid type"),
+            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = 0\n", "max_tries = 0 is out of range"),
+            ("[api]\napi_key = \"k\"\nurl = \"http://api.authy.com\"\n", "https://"),
+            ("[api]\napi_key = \"k\"\nurl = \"https://u:p@api.authy.com\"\n", "credentials"),
             ("[api]\n", "needs api_key or api_key_file"),
             ("[api]\napi_key = \"k\"\napi_key_file = \"/k\"\n", "both"),
             ("[api]\napi_key = \"a b\"\n", "printable ASCII"),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = 0\n",
-                "positive integer",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = -5\n",
-                "positive integer",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = \"123\"\n",
-                "must be an Authy ID",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = 1\nalice = 2\n",
-                "duplicate key",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = 1\n\"alice\" = 2\n",
-                "duplicate key",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nalice = 99999999999999999999\n",
-                "line 4",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\n\"alice \" = 1\n",
-                "invalid user name",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, extra = 2 }\n",
-                "unknown key",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nbob = { offline_secret = \"JBSWY3DPEHPK3PXP\" }\n",
-                "missing authy_id",
-            ),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = 0\n", "positive integer"),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = -5\n", "positive integer"),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = \"123\"\n", "must be an Authy ID"),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = 1\nalice = 2\n", "duplicate key"),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = 1\n\"alice\" = 2\n", "duplicate key"),
+            ("[api]\napi_key = \"k\"\n[users]\nalice = 99999999999999999999\n", "line 4"),
+            ("[api]\napi_key = \"k\"\n[users]\n\"alice \" = 1\n", "invalid user name"),
+            ("[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, extra = 2 }\n", "unknown key"),
+            ("[api]\napi_key = \"k\"\n[users]\nbob = { offline_secret = \"JBSWY3DPEHPK3PXP\" }\n", "missing authy_id"),
             (
                 "[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, offline_secret = \"JBSWY3DP\" }\n",
                 "at least 80 bits",
             ),
-            (
-                "[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, offline_secret = \"not base32!\" }\n",
-                "base32",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[offline]\nstate_dir = \"relative\"\n",
-                "absolute",
-            ),
-            (
-                "[api]\napi_key = \"k\"\n[offline]\ndigits = 9\n",
-                "out of range",
-            ),
+            ("[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, offline_secret = \"not base32!\" }\n", "base32"),
+            ("[api]\napi_key = \"k\"\n[offline]\nstate_dir = \"relative\"\n", "absolute"),
+            ("[api]\napi_key = \"k\"\n[offline]\ndigits = 9\n", "out of range"),
             ("[api\napi_key = \"k\"\n", "line 1"),
         ];
         for (text, expected) in cases {
             let problem = problem(text);
-            assert!(
-                problem.contains(expected),
-                "{text:?}: {problem:?} lacks {expected:?}"
-            );
+            assert!(problem.contains(expected), "{text:?}: {problem:?} lacks {expected:?}");
         }
     }
 
@@ -845,21 +634,12 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
 
     #[test]
     fn module_arguments_are_strict() {
-        let args =
-            ModuleArgs::parse(&["config=/tmp/x.toml", "debug", "method=push"]).expect("args");
+        let args = ModuleArgs::parse(&["config=/tmp/x.toml", "debug", "method=push"]).expect("args");
         assert_eq!(args.config_path, PathBuf::from("/tmp/x.toml"));
         assert!(args.debug);
         assert_eq!(args.method, Some(Method::Push));
-        assert_eq!(
-            ModuleArgs::parse::<&str>(&[]).expect("none").config_path,
-            PathBuf::from(DEFAULT_CONFIG_PATH)
-        );
-        for bad in [
-            "config=relative.toml",
-            "method=carrier-pigeon",
-            "nodebug",
-            "failmode=safe",
-        ] {
+        assert_eq!(ModuleArgs::parse::<&str>(&[]).expect("none").config_path, PathBuf::from(DEFAULT_CONFIG_PATH));
+        for bad in ["config=relative.toml", "method=carrier-pigeon", "nodebug", "failmode=safe"] {
             assert!(ModuleArgs::parse(&[bad]).is_err(), "{bad}");
         }
     }
@@ -873,8 +653,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
 
     fn private_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
         dir
     }
 
@@ -882,12 +661,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
     fn a_file_holding_a_secret_must_not_be_readable_by_others() {
         let dir = private_dir();
         let path = write_private(dir.path(), "c.toml", MINIMAL, 0o644);
-        assert!(
-            Config::load(&path)
-                .expect_err("refused")
-                .problem
-                .contains("0644")
-        );
+        assert!(Config::load(&path).expect_err("refused").problem.contains("0644"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(Config::load(&path).is_ok());
     }
@@ -901,11 +675,6 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
         let config = Config::load(&path).expect("config");
         assert_eq!(config.api.api_key.expose(), "filekey");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        assert!(
-            Config::load(&path)
-                .expect_err("refused")
-                .problem
-                .contains("API key")
-        );
+        assert!(Config::load(&path).expect_err("refused").problem.contains("API key"));
     }
 }

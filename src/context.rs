@@ -15,11 +15,7 @@ const COMMAND_CHARS: usize = 200;
 
 /// The approval request for `login`, expiring after `seconds_to_expire`.
 pub fn approval_request(login: &Login, seconds_to_expire: u64) -> ApprovalRequest {
-    let host = if login.hostname.is_empty() {
-        "this host"
-    } else {
-        &login.hostname
-    };
+    let host = if login.hostname.is_empty() { "this host" } else { &login.hostname };
     let action = match login.service.as_str() {
         "sudo" | "sudo-i" => "sudo",
         "su" | "su-l" => "su",
@@ -28,21 +24,12 @@ pub fn approval_request(login: &Login, seconds_to_expire: u64) -> ApprovalReques
         "" => "login",
         other => other,
     };
-    let message = display_text(
-        &format!("{action} to {host} as {}", login.user),
-        MESSAGE_CHARS,
-    );
+    let message = display_text(&format!("{action} to {host} as {}", login.user), MESSAGE_CHARS);
     let mut details = vec![
         ("User".to_owned(), display_text(&login.user, DETAIL_CHARS)),
         ("Host".to_owned(), display_text(host, DETAIL_CHARS)),
-        (
-            "Service".to_owned(),
-            display_text(&login.service, DETAIL_CHARS),
-        ),
-        (
-            "From".to_owned(),
-            display_text(login.rhost.as_deref().unwrap_or("local"), DETAIL_CHARS),
-        ),
+        ("Service".to_owned(), display_text(&login.service, DETAIL_CHARS)),
+        ("From".to_owned(), display_text(login.rhost.as_deref().unwrap_or("local"), DETAIL_CHARS)),
     ];
     if let Some(tty) = &login.tty {
         details.push(("TTY".to_owned(), display_text(tty, DETAIL_CHARS)));
@@ -53,17 +40,11 @@ pub fn approval_request(login: &Login, seconds_to_expire: u64) -> ApprovalReques
     if let Some(command) = &login.command {
         details.push(("Command".to_owned(), display_text(command, COMMAND_CHARS)));
     }
-    ApprovalRequest {
-        message,
-        details,
-        seconds_to_expire,
-    }
+    ApprovalRequest { message, details, seconds_to_expire }
 }
 
 /// sudo options that take a separate argument (`-u root`), from sudo(8).
-const SUDO_OPTIONS_WITH_VALUE: &[&str] = &[
-    "-C", "-D", "-g", "-h", "-p", "-R", "-r", "-t", "-T", "-U", "-u",
-];
+const SUDO_OPTIONS_WITH_VALUE: &[&str] = &["-C", "-D", "-g", "-h", "-p", "-R", "-r", "-t", "-T", "-U", "-u"];
 
 /// `-s`, `-i` (also inside bundles like `-ks`), `--shell`, `--login`.
 fn is_shell_option(arg: &str) -> bool {
@@ -83,9 +64,7 @@ pub fn sudo_command(argv: &[String]) -> Option<String> {
             break;
         }
         if !arg.starts_with('-') || arg == "-" {
-            let rest: Vec<&str> = std::iter::once(arg.as_str())
-                .chain(args.map(String::as_str))
-                .collect();
+            let rest: Vec<&str> = std::iter::once(arg.as_str()).chain(args.map(String::as_str)).collect();
             return Some(display_text(&rest.join(" "), COMMAND_CHARS));
         }
         if SUDO_OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
@@ -126,22 +105,10 @@ mod tests {
 
     #[test]
     fn the_sudo_command_follows_the_options() {
-        assert_eq!(
-            sudo_command(&argv("sudo -S -k sh -c id")),
-            Some("sh -c id".into())
-        );
-        assert_eq!(
-            sudo_command(&argv("sudo -u postgres psql")),
-            Some("psql".into())
-        );
-        assert_eq!(
-            sudo_command(&argv("sudo -- rm -rf /tmp/x")),
-            Some("rm -rf /tmp/x".into())
-        );
-        assert_eq!(
-            sudo_command(&argv("sudo -i")),
-            Some("(a root shell)".into())
-        );
+        assert_eq!(sudo_command(&argv("sudo -S -k sh -c id")), Some("sh -c id".into()));
+        assert_eq!(sudo_command(&argv("sudo -u postgres psql")), Some("psql".into()));
+        assert_eq!(sudo_command(&argv("sudo -- rm -rf /tmp/x")), Some("rm -rf /tmp/x".into()));
+        assert_eq!(sudo_command(&argv("sudo -i")), Some("(a root shell)".into()));
         assert_eq!(sudo_command(&argv("sudo -v")), None);
     }
 
@@ -157,11 +124,7 @@ mod tests {
         };
         let request = approval_request(&login, 60);
         assert_eq!(request.message, "SSH login to web1 as alice");
-        assert!(
-            request
-                .details
-                .contains(&("From".into(), "198.51.100.4".into()))
-        );
+        assert!(request.details.contains(&("From".into(), "198.51.100.4".into())));
         assert!(request.details.contains(&("Service".into(), "sshd".into())));
         assert_eq!(request.seconds_to_expire, 60);
     }

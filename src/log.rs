@@ -96,11 +96,7 @@ mod tests {
 
     #[test]
     fn fields_are_joined_and_hostile_values_quoted() {
-        let line = format_fields(&[
-            ("service", "sshd"),
-            ("user", "bob outcome=success"),
-            ("rhost", ""),
-        ]);
+        let line = format_fields(&[("service", "sshd"), ("user", "bob outcome=success"), ("rhost", "")]);
         assert_eq!(line, "service=sshd user=\"bob outcome=success\" rhost=\"\"");
     }
 }

@@ -7,17 +7,12 @@
 /// Characters that can steer a terminal or fake a log line: C0 and C1 controls, DEL, and
 /// Unicode bidirectional overrides and isolates.
 fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 /// Drops unsafe characters and cuts the result to at most `max_chars` characters.
 pub fn display_text(text: &str, max_chars: usize) -> String {
-    let mut clean: String = text
-        .chars()
-        .filter(|c| !is_unsafe(*c))
-        .take(max_chars + 1)
-        .collect();
+    let mut clean: String = text.chars().filter(|c| !is_unsafe(*c)).take(max_chars + 1).collect();
     if clean.chars().count() > max_chars {
         clean = clean.chars().take(max_chars.saturating_sub(1)).collect();
         clean.push('…');
@@ -32,10 +27,7 @@ pub fn log_value(text: &str) -> String {
     if clean.is_empty() {
         return "\"\"".to_owned();
     }
-    if clean
-        .chars()
-        .any(|c| c.is_whitespace() || c == '"' || c == '=' || c == '\\')
-    {
+    if clean.chars().any(|c| c.is_whitespace() || c == '"' || c == '=' || c == '\\') {
         let escaped = clean.replace('\\', "\\\\").replace('"', "\\\"");
         format!("\"{escaped}\"")
     } else {
@@ -49,10 +41,7 @@ mod tests {
 
     #[test]
     fn escape_sequences_and_newlines_are_removed() {
-        assert_eq!(
-            display_text("\u{1b}[31mred\u{1b}[0m\r\nnext\u{7}", 100),
-            "[31mred[0mnext"
-        );
+        assert_eq!(display_text("\u{1b}[31mred\u{1b}[0m\r\nnext\u{7}", 100), "[31mred[0mnext");
         assert_eq!(display_text("a\u{202E}b\u{9b}c", 100), "abc");
     }
 

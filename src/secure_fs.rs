@@ -46,13 +46,7 @@ impl FileError {
 
     /// True only when the file positively does not exist (ENOENT), as opposed to unreadable.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            FileError::Io {
-                errno: Errno::ENOENT,
-                ..
-            }
-        )
+        matches!(self, FileError::Io { errno: Errno::ENOENT, .. })
     }
 }
 
@@ -67,18 +61,11 @@ impl fmt::Display for FileError {
             FileError::NotDirectory(p) => write!(f, "{}: is not a directory", p.display()),
             FileError::NotRegular(p) => write!(f, "{}: is not a regular file", p.display()),
             FileError::UntrustedOwner { path, uid } => {
-                write!(
-                    f,
-                    "{}: owned by uid {uid}, must be owned by root",
-                    path.display()
-                )
+                write!(f, "{}: owned by uid {uid}, must be owned by root", path.display())
             }
-            FileError::Writable { path, mode } => write!(
-                f,
-                "{}: mode {:04o} is writable by group or other",
-                path.display(),
-                mode & 0o7777
-            ),
+            FileError::Writable { path, mode } => {
+                write!(f, "{}: mode {:04o} is writable by group or other", path.display(), mode & 0o7777)
+            }
             FileError::TooLarge { path, limit } => {
                 write!(f, "{}: larger than {limit} bytes", path.display())
             }
@@ -112,10 +99,7 @@ fn trusted_owner(uid: u32) -> bool {
 }
 
 fn io_error(path: &Path, errno: Errno) -> FileError {
-    FileError::Io {
-        path: path.to_path_buf(),
-        errno,
-    }
+    FileError::Io { path: path.to_path_buf(), errno }
 }
 
 fn is_dir(stat: &FileStat) -> bool {
@@ -130,10 +114,7 @@ fn check_owner(path: &Path, stat: &FileStat) -> Result<(), FileError> {
     if trusted_owner(stat.st_uid) {
         Ok(())
     } else {
-        Err(FileError::UntrustedOwner {
-            path: path.to_path_buf(),
-            uid: stat.st_uid,
-        })
+        Err(FileError::UntrustedOwner { path: path.to_path_buf(), uid: stat.st_uid })
     }
 }
 
@@ -143,10 +124,7 @@ fn check_ancestor(path: &Path, stat: &FileStat) -> Result<(), FileError> {
     check_owner(path, stat)?;
     let sticky_root = stat.st_mode & libc::S_ISVTX != 0 && stat.st_uid == 0;
     if stat.st_mode & 0o022 != 0 && !sticky_root {
-        return Err(FileError::Writable {
-            path: path.to_path_buf(),
-            mode: stat.st_mode,
-        });
+        return Err(FileError::Writable { path: path.to_path_buf(), mode: stat.st_mode });
     }
     Ok(())
 }
@@ -154,10 +132,7 @@ fn check_ancestor(path: &Path, stat: &FileStat) -> Result<(), FileError> {
 fn check_strict(path: &Path, stat: &FileStat) -> Result<(), FileError> {
     check_owner(path, stat)?;
     if stat.st_mode & 0o022 != 0 {
-        return Err(FileError::Writable {
-            path: path.to_path_buf(),
-            mode: stat.st_mode,
-        });
+        return Err(FileError::Writable { path: path.to_path_buf(), mode: stat.st_mode });
     }
     Ok(())
 }
@@ -165,11 +140,7 @@ fn check_strict(path: &Path, stat: &FileStat) -> Result<(), FileError> {
 /// Distinguishes "a symlink is in the way" from other open failures, for a clear message.
 fn explain_open_failure(parent: &OwnedFd, name: &Path, path: &Path, errno: Errno) -> FileError {
     if matches!(errno, Errno::ELOOP | Errno::ENOTDIR | Errno::EMLINK)
-        && let Ok(stat) = nix::sys::stat::fstatat(
-            parent.as_fd(),
-            name,
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
+        && let Ok(stat) = nix::sys::stat::fstatat(parent.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
     {
         let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFLNK {
@@ -197,17 +168,13 @@ fn normal_components(path: &Path) -> Result<Vec<&Path>, FileError> {
     Ok(names)
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_PATH
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
+const DIR_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 /// Opens the directory `path` (walking from `/` without following symlinks) and checks every
 /// directory on the way. The last directory gets the strict check.
 pub fn open_dir(path: &Path) -> Result<OwnedFd, FileError> {
     let names = normal_components(path)?;
-    let root =
-        nix::fcntl::open("/", DIR_FLAGS, Mode::empty()).map_err(|e| io_error(Path::new("/"), e))?;
+    let root = nix::fcntl::open("/", DIR_FLAGS, Mode::empty()).map_err(|e| io_error(Path::new("/"), e))?;
     let root_stat = fstat(root.as_fd()).map_err(|e| io_error(Path::new("/"), e))?;
     if names.is_empty() {
         check_strict(Path::new("/"), &root_stat)?;
@@ -245,12 +212,7 @@ pub fn split_file_path(path: &Path) -> Result<(&Path, &Path), FileError> {
 
 /// Opens a file inside an already-checked directory: no symlink, no FIFO or device, trusted
 /// owner, not writable by group or other.
-pub fn open_file_in(
-    dir: &OwnedFd,
-    name: &Path,
-    path: &Path,
-    flags: OFlag,
-) -> Result<OwnedFd, FileError> {
+pub fn open_file_in(dir: &OwnedFd, name: &Path, path: &Path, flags: OFlag) -> Result<OwnedFd, FileError> {
     let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     let fd = openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(0o600))
         .map_err(|errno| explain_open_failure(dir, name, path, errno))?;
@@ -276,10 +238,7 @@ pub fn read_file(path: &Path, limit: u64) -> Result<CheckedFile, FileError> {
         .map_err(|e| io_error(path, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     if bytes.len() as u64 > limit {
         zeroize::Zeroize::zeroize(&mut bytes);
-        return Err(FileError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
+        return Err(FileError::TooLarge { path: path.to_path_buf(), limit });
     }
     Ok(CheckedFile { bytes, mode })
 }
@@ -291,8 +250,7 @@ mod tests {
 
     fn private_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
         dir
     }
 
@@ -316,11 +274,7 @@ mod tests {
         let dir = private_dir();
         let file = dir.path().join("conf");
         write(&file, "x", 0o644);
-        assert!(
-            read_file(&file, 100)
-                .expect("read")
-                .readable_by_group_or_other()
-        );
+        assert!(read_file(&file, 100).expect("read").readable_by_group_or_other());
     }
 
     #[test]
@@ -328,10 +282,7 @@ mod tests {
         let dir = private_dir();
         let file = dir.path().join("conf");
         write(&file, "x", 0o620);
-        assert!(matches!(
-            read_file(&file, 100),
-            Err(FileError::Writable { .. })
-        ));
+        assert!(matches!(read_file(&file, 100), Err(FileError::Writable { .. })));
     }
 
     #[test]
@@ -352,10 +303,7 @@ mod tests {
         write(&real.join("conf"), "x", 0o600);
         let link = dir.path().join("linked");
         symlink(&real, &link).expect("symlink");
-        assert_eq!(
-            read_file(&link.join("conf"), 100).err(),
-            Some(FileError::Symlink(link))
-        );
+        assert_eq!(read_file(&link.join("conf"), 100).err(), Some(FileError::Symlink(link)));
     }
 
     #[test]
@@ -365,10 +313,7 @@ mod tests {
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         write(&open.join("conf"), "x", 0o600);
-        assert!(matches!(
-            read_file(&open.join("conf"), 100),
-            Err(FileError::Writable { .. })
-        ));
+        assert!(matches!(read_file(&open.join("conf"), 100), Err(FileError::Writable { .. })));
     }
 
     #[test]
@@ -376,30 +321,19 @@ mod tests {
         let dir = private_dir();
         let fifo = dir.path().join("conf");
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).expect("mkfifo");
-        assert_eq!(
-            read_file(&fifo, 100).err(),
-            Some(FileError::NotRegular(fifo))
-        );
+        assert_eq!(read_file(&fifo, 100).err(), Some(FileError::NotRegular(fifo)));
     }
 
     #[test]
     fn relative_and_dotted_paths_are_refused() {
-        assert!(matches!(
-            read_file(Path::new("etc/x"), 10),
-            Err(FileError::NotAbsolute(_))
-        ));
-        assert!(matches!(
-            read_file(Path::new("/etc/../etc/x"), 10),
-            Err(FileError::NotAbsolute(_))
-        ));
+        assert!(matches!(read_file(Path::new("etc/x"), 10), Err(FileError::NotAbsolute(_))));
+        assert!(matches!(read_file(Path::new("/etc/../etc/x"), 10), Err(FileError::NotAbsolute(_))));
     }
 
     #[test]
     fn a_missing_file_is_reported_as_not_found() {
         let dir = private_dir();
-        let error = read_file(&dir.path().join("absent"), 10)
-            .err()
-            .expect("error");
+        let error = read_file(&dir.path().join("absent"), 10).err().expect("error");
         assert!(error.is_not_found());
     }
 
@@ -408,9 +342,6 @@ mod tests {
         let dir = private_dir();
         let file = dir.path().join("conf");
         write(&file, "0123456789", 0o600);
-        assert!(matches!(
-            read_file(&file, 5),
-            Err(FileError::TooLarge { .. })
-        ));
+        assert!(matches!(read_file(&file, 5), Err(FileError::TooLarge { .. })));
     }
 }

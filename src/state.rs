@@ -1132,7 +1132,7 @@ mod tests {
     fn update_timing() {
         let base = private_dir();
         let store = FileStateStore::open(base.path()).expect("open");
-        for (label, write) in [("read only", false), ("read and write", true)] {
+        for (label, write) in [("read and write", true), ("read only, file present", false)] {
             let mut samples: Vec<Duration> = (0..1000u64)
                 .map(|i| {
                     let started = std::time::Instant::now();

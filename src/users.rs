@@ -39,12 +39,7 @@ pub struct SystemAccounts;
 impl AccountDb for SystemAccounts {
     fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
         nix::unistd::User::from_name(name)
-            .map(|user| {
-                user.map(|u| Account {
-                    name: u.name,
-                    gid: u.gid.as_raw(),
-                })
-            })
+            .map(|user| user.map(|u| Account { name: u.name, gid: u.gid.as_raw() }))
             .map_err(|e| LookupError(format!("getpwnam: {}", e.desc())))
     }
 
@@ -67,10 +62,7 @@ impl AccountDb for SystemAccounts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Subject<'c> {
     /// Needs the second factor with this entry.
-    Mapped {
-        account: String,
-        entry: &'c UserEntry,
-    },
+    Mapped { account: String, entry: &'c UserEntry },
     /// Not in any of `[auth] groups`: PAM_IGNORE.
     OutsideGroups { account: String },
     /// Not in `[users]`, and policy `ignore`: PAM_IGNORE.
@@ -99,11 +91,7 @@ impl fmt::Display for SubjectError {
     }
 }
 
-pub fn resolve<'c>(
-    config: &'c Config,
-    db: &dyn AccountDb,
-    pam_user: &str,
-) -> Result<Subject<'c>, SubjectError> {
+pub fn resolve<'c>(config: &'c Config, db: &dyn AccountDb, pam_user: &str) -> Result<Subject<'c>, SubjectError> {
     if !crate::config::valid_account_name(pam_user) {
         return Ok(Subject::NoSuchAccount);
     }
@@ -126,10 +114,7 @@ pub fn resolve<'c>(
         }
     }
     Ok(match config.user(&name) {
-        Some(entry) => Subject::Mapped {
-            account: name,
-            entry,
-        },
+        Some(entry) => Subject::Mapped { account: name, entry },
         None => match config.auth.unmapped_users {
             UnmappedPolicy::Ignore => Subject::UnmappedIgnored { account: name },
             UnmappedPolicy::Deny => Subject::UnmappedDenied { account: name },
@@ -156,20 +141,13 @@ pub mod tests {
             if self.broken {
                 return Err(LookupError("nss down".into()));
             }
-            Ok(self.accounts.get(name).map(|(n, gid, _)| Account {
-                name: n.clone(),
-                gid: *gid,
-            }))
+            Ok(self.accounts.get(name).map(|(n, gid, _)| Account { name: n.clone(), gid: *gid }))
         }
         fn group_id(&self, group: &str) -> Result<Option<u32>, LookupError> {
             Ok(self.groups.get(group).copied())
         }
         fn group_ids(&self, account: &Account) -> Result<Vec<u32>, LookupError> {
-            Ok(self
-                .accounts
-                .get(&account.name)
-                .map(|a| a.2.clone())
-                .unwrap_or_default())
+            Ok(self.accounts.get(&account.name).map(|a| a.2.clone()).unwrap_or_default())
         }
     }
 
@@ -182,12 +160,9 @@ pub mod tests {
 
     fn db() -> FakeAccounts {
         let mut db = FakeAccounts::default();
-        db.accounts
-            .insert("alice".into(), ("alice".into(), 100, vec![100, 27]));
-        db.accounts
-            .insert("ALICE".into(), ("alice".into(), 100, vec![100, 27]));
-        db.accounts
-            .insert("bob".into(), ("bob".into(), 101, vec![101]));
+        db.accounts.insert("alice".into(), ("alice".into(), 100, vec![100, 27]));
+        db.accounts.insert("ALICE".into(), ("alice".into(), 100, vec![100, 27]));
+        db.accounts.insert("bob".into(), ("bob".into(), 101, vec![101]));
         db.groups.insert("sudo".into(), 27);
         db
     }
@@ -195,10 +170,7 @@ pub mod tests {
     #[test]
     fn a_mapped_user_needs_the_second_factor() {
         let config = config("");
-        assert!(matches!(
-            resolve(&config, &db(), "alice"),
-            Ok(Subject::Mapped { .. })
-        ));
+        assert!(matches!(resolve(&config, &db(), "alice"), Ok(Subject::Mapped { .. })));
     }
 
     #[test]
@@ -215,54 +187,32 @@ pub mod tests {
 
     #[test]
     fn unmapped_users_follow_the_policy() {
-        assert!(matches!(
-            resolve(&config(""), &db(), "bob"),
-            Ok(Subject::UnmappedDenied { .. })
-        ));
+        assert!(matches!(resolve(&config(""), &db(), "bob"), Ok(Subject::UnmappedDenied { .. })));
         let ignore = config("unmapped_users = \"ignore\"");
-        assert!(matches!(
-            resolve(&ignore, &db(), "bob"),
-            Ok(Subject::UnmappedIgnored { .. })
-        ));
+        assert!(matches!(resolve(&ignore, &db(), "bob"), Ok(Subject::UnmappedIgnored { .. })));
     }
 
     #[test]
     fn unknown_accounts_and_odd_names_are_unknown_even_under_ignore() {
         let ignore = config("unmapped_users = \"ignore\"");
         for name in ["mallory", "alice ", "", "a:b", "a\nb"] {
-            assert_eq!(
-                resolve(&ignore, &db(), name),
-                Ok(Subject::NoSuchAccount),
-                "{name:?}"
-            );
+            assert_eq!(resolve(&ignore, &db(), name), Ok(Subject::NoSuchAccount), "{name:?}");
         }
     }
 
     #[test]
     fn users_outside_the_groups_are_exempt_and_members_are_not() {
         let config = config("groups = [\"sudo\"]");
-        assert!(matches!(
-            resolve(&config, &db(), "bob"),
-            Ok(Subject::OutsideGroups { .. })
-        ));
-        assert!(matches!(
-            resolve(&config, &db(), "alice"),
-            Ok(Subject::Mapped { .. })
-        ));
+        assert!(matches!(resolve(&config, &db(), "bob"), Ok(Subject::OutsideGroups { .. })));
+        assert!(matches!(resolve(&config, &db(), "alice"), Ok(Subject::Mapped { .. })));
     }
 
     #[test]
     fn lookup_failures_and_missing_groups_are_errors_not_exemptions() {
         let mut broken = db();
         broken.broken = true;
-        assert!(matches!(
-            resolve(&config(""), &broken, "alice"),
-            Err(SubjectError::Lookup(_))
-        ));
+        assert!(matches!(resolve(&config(""), &broken, "alice"), Err(SubjectError::Lookup(_))));
         let missing = config("groups = [\"nosuchgroup\"]");
-        assert_eq!(
-            resolve(&missing, &db(), "bob"),
-            Err(SubjectError::MissingGroup("nosuchgroup".into()))
-        );
+        assert_eq!(resolve(&missing, &db(), "bob"), Err(SubjectError::MissingGroup("nosuchgroup".into())));
     }
 }

@@ -9,16 +9,12 @@ mod common;
 use authy_sandbox::{Fault, FaultScope, SandboxConfig, ServerCert};
 use common::*;
 use pam_harness::{
-    PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS,
-    PAM_USER_UNKNOWN, Reply,
+    PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER_UNKNOWN,
+    Reply,
 };
 
 fn verify_requests(sandbox: &authy_sandbox::Sandbox) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.route_path.contains("/verify/"))
-        .count()
+    sandbox.requests().iter().filter(|r| r.route_path.contains("/verify/")).count()
 }
 
 /// A test dir with a config mapping the current user to the sandbox user.
@@ -34,24 +30,12 @@ fn setup(extra: &str) -> (TestDir, authy_sandbox::Sandbox, u64) {
 #[test]
 fn a_valid_token_authenticates() {
     let (dir, sandbox, id) = setup("");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
     assert_eq!(result.prompts(), vec![pam_authy::flow::TOKEN_PROMPT]);
     let requests = sandbox.requests();
-    let verify = requests
-        .iter()
-        .find(|r| r.route_path.contains("/verify/"))
-        .expect("verify request");
-    assert!(
-        verify
-            .query
-            .contains(&("force".to_owned(), "true".to_owned())),
-        "{verify:?}"
-    );
+    let verify = requests.iter().find(|r| r.route_path.contains("/verify/")).expect("verify request");
+    assert!(verify.query.contains(&("force".to_owned(), "true".to_owned())), "{verify:?}");
     assert_eq!(verify.api_key.as_deref(), Some(API_KEY));
 }
 
@@ -59,20 +43,16 @@ fn a_valid_token_authenticates() {
 fn a_wrong_token_is_retried_and_then_a_right_one_passes() {
     let (dir, sandbox, id) = setup("");
     let mut first = true;
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut |m: &pam_harness::Message| {
-            if !m.style.is_prompt() {
-                return Reply::text("");
-            }
-            if std::mem::take(&mut first) {
-                Reply::text("0000000")
-            } else {
-                Reply::Text(sandbox.current_token(id).expect("token"))
-            }
-        },
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut |m: &pam_harness::Message| {
+        if !m.style.is_prompt() {
+            return Reply::text("");
+        }
+        if std::mem::take(&mut first) {
+            Reply::text("0000000")
+        } else {
+            Reply::Text(sandbox.current_token(id).expect("token"))
+        }
+    });
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
     assert!(result.text().contains("Wrong token"));
 }
@@ -80,11 +60,7 @@ fn a_wrong_token_is_retried_and_then_a_right_one_passes() {
 #[test]
 fn wrong_tokens_until_max_tries_give_maxtries() {
     let (dir, sandbox, _) = setup("[auth]\nmax_tries = 2");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answers(&["0000000", "1111111"]),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["0000000", "1111111"]));
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
     assert_eq!(verify_requests(&sandbox), 2);
 }
@@ -92,11 +68,7 @@ fn wrong_tokens_until_max_tries_give_maxtries() {
 #[test]
 fn non_digit_input_is_a_failed_try_that_never_reaches_the_network() {
     let (dir, sandbox, _) = setup("");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answers(&["../sms", "12345a7", "1234567/1#"]),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["../sms", "12345a7", "1234567/1#"]));
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
     assert_eq!(verify_requests(&sandbox), 0);
     assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
@@ -111,12 +83,7 @@ fn unmapped_users_are_unknown_under_deny_and_ignored_under_ignore() {
     dir.write_config(&ignore);
     dir.ignore_probe_service("probe");
     let ignored = dir.authenticate("probe", UNMAPPED_USER, &mut answers(&[]));
-    assert_eq!(
-        ignored.code,
-        PAM_SUCCESS,
-        "PAM_IGNORE expected: {}",
-        ignored.text()
-    );
+    assert_eq!(ignored.code, PAM_SUCCESS, "PAM_IGNORE expected: {}", ignored.text());
     assert!(ignored.transcript.is_empty());
     assert!(sandbox.requests().is_empty());
 }
@@ -126,17 +93,9 @@ fn a_user_outside_the_groups_is_ignored_without_a_prompt() {
     let (dir, sandbox, _) = setup("[auth]\ngroups = [\"daemon\"]");
     dir.ignore_probe_service("probe");
     let result = dir.authenticate("probe", &current_user(), &mut answers(&[]));
-    assert_eq!(
-        result.code,
-        PAM_SUCCESS,
-        "PAM_IGNORE expected: {}",
-        result.text()
-    );
+    assert_eq!(result.code, PAM_SUCCESS, "PAM_IGNORE expected: {}", result.text());
     let alone = dir.authenticate("login2fa", &current_user(), &mut answers(&[]));
-    assert_ne!(
-        alone.code, PAM_SUCCESS,
-        "IGNORE alone must not pass a stack"
-    );
+    assert_ne!(alone.code, PAM_SUCCESS, "IGNORE alone must not pass a stack");
     assert!(sandbox.requests().is_empty());
 }
 
@@ -144,20 +103,11 @@ fn a_user_outside_the_groups_is_ignored_without_a_prompt() {
 fn a_wrong_api_key_is_a_service_error() {
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
-    let text = config_for(
-        &dir,
-        &sandbox,
-        &format!("\"{}\" = {id}", current_user()),
-        "",
-    )
-    .replace(API_KEY, "not-the-key");
+    let text =
+        config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "").replace(API_KEY, "not-the-key");
     dir.write_config(&text);
     dir.service("login2fa", "");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_SERVICE_ERR, "{}", result.text());
 }
 
@@ -165,16 +115,8 @@ fn a_wrong_api_key_is_a_service_error() {
 fn an_unreachable_api_is_authinfo_unavail_under_failmode_secure() {
     let dir = TestDir::new();
     let (sandbox, id) = sandbox();
-    let text = config_for(
-        &dir,
-        &sandbox,
-        &format!("\"{}\" = {id}", current_user()),
-        "",
-    )
-    .replace(
-        &sandbox.url(),
-        &format!("https://127.0.0.1:{}", closed_port()),
-    );
+    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
+        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
     dir.write_config(&text);
     dir.service("login2fa", "");
     let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["1234567"]));
@@ -186,10 +128,8 @@ fn an_unreachable_api_passes_under_failmode_safe_but_a_bad_certificate_never_doe
     let dir = TestDir::new();
     let (sandbox, id) = sandbox();
     let mapping = format!("\"{}\" = {id}", current_user());
-    let down = config_for(&dir, &sandbox, &mapping, "[auth]\nfailmode = \"safe\"").replace(
-        &sandbox.url(),
-        &format!("https://127.0.0.1:{}", closed_port()),
-    );
+    let down = config_for(&dir, &sandbox, &mapping, "[auth]\nfailmode = \"safe\"")
+        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
     dir.write_config(&down);
     dir.service("login2fa", "");
     let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["1234567"]));
@@ -202,8 +142,8 @@ fn an_unreachable_api_passes_under_failmode_safe_but_a_bad_certificate_never_doe
     });
     let mapping = format!("\"{}\" = {bad_id}", current_user());
     // Trust the good CA of the first sandbox: the self-signed server must be refused.
-    let text = config_for(&dir, &sandbox, &mapping, "[auth]\nfailmode = \"safe\"")
-        .replace(&sandbox.url(), &bad_tls.url());
+    let text =
+        config_for(&dir, &sandbox, &mapping, "[auth]\nfailmode = \"safe\"").replace(&sandbox.url(), &bad_tls.url());
     dir.write_config(&text);
     let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["1234567"]));
     assert_eq!(result.code, PAM_AUTH_ERR, "{}", result.text());
@@ -213,50 +153,25 @@ fn an_unreachable_api_passes_under_failmode_safe_but_a_bad_certificate_never_doe
 fn a_server_error_is_unavailable_and_a_hung_server_is_bounded_by_the_timeout() {
     let (dir, sandbox, id) = setup("");
     sandbox.set_fault(FaultScope::Global, Some(Fault::Status(503)));
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
 
-    let text = config_for(
-        &dir,
-        &sandbox,
-        &format!("\"{}\" = {id}", current_user()),
-        "",
-    )
-    .replace("timeout_secs = 5", "timeout_secs = 1");
+    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
+        .replace("timeout_secs = 5", "timeout_secs = 1");
     dir.write_config(&text);
     sandbox.set_fault(FaultScope::Global, Some(Fault::Hang));
     let started = std::time::Instant::now();
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 #[test]
 fn html_invalid_json_and_redirect_replies_are_denied() {
     let (dir, sandbox, id) = setup("[auth]\nfailmode = \"safe\"");
-    for fault in [
-        Fault::Html,
-        Fault::InvalidJson,
-        Fault::Redirect("https://127.0.0.1:1/".into()),
-    ] {
+    for fault in [Fault::Html, Fault::InvalidJson, Fault::Redirect("https://127.0.0.1:1/".into())] {
         sandbox.set_fault(FaultScope::Global, Some(fault.clone()));
-        let result = dir.authenticate(
-            "login2fa",
-            &current_user(),
-            &mut answer_with_token(&sandbox, id),
-        );
+        let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
         assert_eq!(result.code, PAM_AUTH_ERR, "{fault:?}: {}", result.text());
     }
 }
@@ -265,11 +180,7 @@ fn html_invalid_json_and_redirect_replies_are_denied() {
 fn a_conversation_error_or_a_null_reply_fails_closed() {
     let (dir, sandbox, _) = setup("");
     for reply in [Reply::ConvError, Reply::Null, Reply::NoResponseArray] {
-        let result = dir.authenticate(
-            "login2fa",
-            &current_user(),
-            &mut |_: &pam_harness::Message| reply.clone(),
-        );
+        let result = dir.authenticate("login2fa", &current_user(), &mut |_: &pam_harness::Message| reply.clone());
         assert_eq!(result.code, PAM_CONV_ERR, "{reply:?}: {}", result.text());
     }
     assert!(sandbox.requests().is_empty());
@@ -280,9 +191,7 @@ fn a_conversation_error_or_a_null_reply_fails_closed() {
 fn every_config_error_is_a_service_error_before_any_prompt() {
     let (sandbox, id) = sandbox();
     let user = current_user();
-    let good = |dir: &TestDir, extra: &str| {
-        config_for(dir, &sandbox, &format!("\"{user}\" = {id}"), extra)
-    };
+    let good = |dir: &TestDir, extra: &str| config_for(dir, &sandbox, &format!("\"{user}\" = {id}"), extra);
     type Breaker = fn(&TestDir, String);
     let cases: Vec<(&str, Breaker)> = vec![
         ("missing file", |dir, _| {
@@ -327,10 +236,7 @@ fn every_config_error_is_a_service_error_before_any_prompt() {
     ];
     for (name, breaker) in cases {
         let dir = TestDir::new();
-        let text = good(
-            &dir,
-            "[auth]\nfailmode = \"safe\"\nunmapped_users = \"ignore\"",
-        );
+        let text = good(&dir, "[auth]\nfailmode = \"safe\"\nunmapped_users = \"ignore\"");
         breaker(&dir, text);
         dir.service("login2fa", "");
         let result = dir.authenticate("login2fa", &user, &mut answers(&[]));
@@ -345,22 +251,14 @@ fn every_config_error_is_a_service_error_before_any_prompt() {
 fn unknown_module_arguments_are_a_service_error() {
     let (dir, sandbox, id) = setup("");
     dir.service("login2fa", "failmode=safe");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_SERVICE_ERR, "{}", result.text());
 }
 
 #[test]
 fn the_module_never_changes_pam_user() {
     let (dir, sandbox, id) = setup("");
-    let result = dir.authenticate(
-        "login2fa",
-        &current_user(),
-        &mut answer_with_token(&sandbox, id),
-    );
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
     assert_eq!(result.code, PAM_SUCCESS);
     assert_eq!(result.user_after.as_deref(), Some(current_user().as_str()));
 }

@@ -9,8 +9,7 @@
 
 use super::response;
 use super::{
-    ApiError, ApprovalRequest, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, ChannelReceipt,
-    Token, TokenVerdict,
+    ApiError, ApprovalRequest, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, ChannelReceipt, Token, TokenVerdict,
 };
 use crate::config::{ApiConfig, AuthyId};
 use crate::secret::Secret;
@@ -23,17 +22,10 @@ use std::sync::Arc;
 
 /// System trust bundles, in the order distributions place them. Fixed paths: the
 /// environment never chooses them.
-pub const SYSTEM_CA_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-];
+pub const SYSTEM_CA_BUNDLES: &[&str] =
+    &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"];
 
-const USER_AGENT: &str = concat!(
-    "AuthyPAM/",
-    env!("CARGO_PKG_VERSION"),
-    " (pam_authy; Linux)"
-);
+const USER_AGENT: &str = concat!("AuthyPAM/", env!("CARGO_PKG_VERSION"), " (pam_authy; Linux)");
 
 pub struct AuthyClient {
     http: Client,
@@ -43,32 +35,20 @@ pub struct AuthyClient {
 
 /// Builds the rustls configuration: system bundle plus the configured anchors, ring provider,
 /// TLS 1.2 and 1.3. Never installs a process-wide provider: the module lives inside sshd.
-fn tls_config(
-    extra_ca_pem: Option<&[u8]>,
-    use_system_bundle: bool,
-) -> Result<rustls::ClientConfig, ApiError> {
+fn tls_config(extra_ca_pem: Option<&[u8]>, use_system_bundle: bool) -> Result<rustls::ClientConfig, ApiError> {
     let mut roots = rustls::RootCertStore::empty();
-    if use_system_bundle
-        && let Some(bundle) = SYSTEM_CA_BUNDLES
-            .iter()
-            .find_map(|path| std::fs::read(path).ok())
-    {
+    if use_system_bundle && let Some(bundle) = SYSTEM_CA_BUNDLES.iter().find_map(|path| std::fs::read(path).ok()) {
         let certs = CertificateDer::pem_slice_iter(&bundle).filter_map(Result::ok);
         roots.add_parsable_certificates(certs);
     }
     if let Some(pem) = extra_ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert =
-                cert.map_err(|_| ApiError::Tls("ca_file holds a malformed certificate".into()))?;
-            roots
-                .add(cert)
-                .map_err(|e| ApiError::Tls(format!("ca_file certificate refused: {e}")))?;
+            let cert = cert.map_err(|_| ApiError::Tls("ca_file holds a malformed certificate".into()))?;
+            roots.add(cert).map_err(|e| ApiError::Tls(format!("ca_file certificate refused: {e}")))?;
         }
     }
     if roots.is_empty() {
-        return Err(ApiError::Tls(
-            "no trust anchors: no system CA bundle and no ca_file".into(),
-        ));
+        return Err(ApiError::Tls("no trust anchors: no system CA bundle and no ca_file".into()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -108,22 +88,14 @@ impl AuthyClient {
             .user_agent(USER_AGENT)
             .default_headers(headers);
         builder = match &config.proxy {
-            Some(proxy) => builder.proxy(
-                reqwest::Proxy::all(proxy)
-                    .map_err(|e| ApiError::Protocol(format!("proxy: {e}")))?,
-            ),
+            Some(proxy) => {
+                builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| ApiError::Protocol(format!("proxy: {e}")))?)
+            }
             None => builder.no_proxy(),
         };
-        let http = builder
-            .build()
-            .map_err(|e| ApiError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        let base = reqwest::Url::parse(&config.url)
-            .map_err(|e| ApiError::Protocol(format!("url: {e}")))?;
-        Ok(AuthyClient {
-            http,
-            base,
-            api_key: config.api_key.clone(),
-        })
+        let http = builder.build().map_err(|e| ApiError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let base = reqwest::Url::parse(&config.url).map_err(|e| ApiError::Protocol(format!("url: {e}")))?;
+        Ok(AuthyClient { http, base, api_key: config.api_key.clone() })
     }
 
     /// The URL of `segments` under the base; each segment is percent-encoded by the URL
@@ -142,10 +114,7 @@ impl AuthyClient {
         let response = request.send().map_err(classify)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
-        response
-            .take(response::MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| classify_io(&e))?;
+        response.take(response::MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(|e| classify_io(&e))?;
         if body.len() > response::MAX_BODY_BYTES {
             return Err(ApiError::Protocol("reply too large".into()));
         }
@@ -160,19 +129,10 @@ impl AuthyClient {
         self.send(self.http.get(url))
     }
 
-    fn post_json(
-        &self,
-        segments: &[&str],
-        body: &serde_json::Value,
-    ) -> Result<(u16, Vec<u8>), ApiError> {
+    fn post_json(&self, segments: &[&str], body: &serde_json::Value) -> Result<(u16, Vec<u8>), ApiError> {
         let url = self.url(segments)?;
         let body = serde_json::to_vec(body).map_err(|e| ApiError::Protocol(e.to_string()))?;
-        self.send(
-            self.http
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body),
-        )
+        self.send(self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body))
     }
 
     /// `GET /protected/json/app/details`: proves URL, TLS and key (used by `pam-authy check`).
@@ -182,12 +142,7 @@ impl AuthyClient {
     }
 
     /// `POST /protected/json/users/new`.
-    pub fn create_user(
-        &self,
-        email: &str,
-        cellphone: &str,
-        country_code: u16,
-    ) -> Result<AuthyId, ApiError> {
+    pub fn create_user(&self, email: &str, cellphone: &str, country_code: u16) -> Result<AuthyId, ApiError> {
         let body = serde_json::json!({
             "user": {"email": email, "cellphone": cellphone, "country_code": country_code},
             "send_install_link_via_sms": false,
@@ -202,10 +157,7 @@ impl AuthyClient {
     }
 
     /// `GET /protected/json/users/{id}/status`.
-    pub fn user_status(
-        &self,
-        authy_id: AuthyId,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    pub fn user_status(&self, authy_id: AuthyId) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
         let id = authy_id.to_string();
         let (status, body) = self.get(&["protected", "json", "users", &id, "status"], &[])?;
         response::generic_success(status, &body)
@@ -214,10 +166,7 @@ impl AuthyClient {
     /// `POST /protected/json/users/{id}/remove`.
     pub fn remove_user(&self, authy_id: AuthyId) -> Result<(), ApiError> {
         let id = authy_id.to_string();
-        let (status, body) = self.post_json(
-            &["protected", "json", "users", &id, "remove"],
-            &serde_json::json!({}),
-        )?;
+        let (status, body) = self.post_json(&["protected", "json", "users", &id, "remove"], &serde_json::json!({}))?;
         response::generic_success(status, &body).map(|_| ())
     }
 
@@ -229,54 +178,31 @@ impl AuthyClient {
 impl AuthyApi for AuthyClient {
     fn verify_token(&self, authy_id: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
         let id = authy_id.to_string();
-        let (status, body) = self.get(
-            &["protected", "json", "verify", token.expose(), &id],
-            &[("force", "true")],
-        )?;
+        let (status, body) = self.get(&["protected", "json", "verify", token.expose(), &id], &[("force", "true")])?;
         response::verify(status, &body)
     }
 
-    fn request_token(
-        &self,
-        authy_id: AuthyId,
-        channel: Channel,
-    ) -> Result<ChannelReceipt, ApiError> {
+    fn request_token(&self, authy_id: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
         let id = authy_id.to_string();
-        let (status, body) = self.get(
-            &["protected", "json", channel.path(), &id],
-            &[("force", "true")],
-        )?;
+        let (status, body) = self.get(&["protected", "json", channel.path(), &id], &[("force", "true")])?;
         response::token_request(status, &body)
     }
 
-    fn create_approval_request(
-        &self,
-        authy_id: AuthyId,
-        request: &ApprovalRequest,
-    ) -> Result<ApprovalUuid, ApiError> {
+    fn create_approval_request(&self, authy_id: AuthyId, request: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
         let id = authy_id.to_string();
-        let details: serde_json::Map<String, serde_json::Value> = request
-            .details
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
+        let details: serde_json::Map<String, serde_json::Value> =
+            request.details.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
         let body = serde_json::json!({
             "message": request.message,
             "details": details,
             "seconds_to_expire": request.seconds_to_expire,
         });
-        let (status, body) = self.post_json(
-            &["onetouch", "json", "users", &id, "approval_requests"],
-            &body,
-        )?;
+        let (status, body) = self.post_json(&["onetouch", "json", "users", &id, "approval_requests"], &body)?;
         response::approval_created(status, &body)
     }
 
     fn approval_status(&self, uuid: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
-        let (status, body) = self.get(
-            &["onetouch", "json", "approval_requests", uuid.as_str()],
-            &[],
-        )?;
+        let (status, body) = self.get(&["onetouch", "json", "approval_requests", uuid.as_str()], &[])?;
         response::approval_status(status, &body, uuid)
     }
 }
@@ -287,9 +213,7 @@ fn tls_error_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(tls) = error.downcast_ref::<rustls::Error>() {
         return Some(tls.to_string());
     }
-    if let Some(inner) = error
-        .downcast_ref::<std::io::Error>()
-        .and_then(std::io::Error::get_ref)
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
         && let Some(found) = tls_error_in(inner)
     {
         return Some(found);

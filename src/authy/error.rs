@@ -15,11 +15,7 @@ pub enum ApiError {
     /// HTTP 401 with error 60001: the configured API key is wrong.
     BadApiKey,
     /// A well-formed Authy error other than the ones above (404 user not found, 429...).
-    Rejected {
-        status: u16,
-        code: Option<String>,
-        message: String,
-    },
+    Rejected { status: u16, code: Option<String>, message: String },
     /// A reply that is not what the API documents: wrong status, shape, type or size.
     Protocol(String),
 }
@@ -48,11 +44,7 @@ impl fmt::Display for ApiError {
             ApiError::Unreachable(why) => write!(f, "API unreachable: {why}"),
             ApiError::Tls(why) => write!(f, "TLS failure: {why}"),
             ApiError::BadApiKey => f.write_str("the API rejected the API key (60001)"),
-            ApiError::Rejected {
-                status,
-                code,
-                message,
-            } => {
+            ApiError::Rejected { status, code, message } => {
                 write!(f, "API refused: HTTP {status}")?;
                 if let Some(code) = code {
                     write!(f, " error {code}")?;

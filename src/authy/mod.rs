@@ -26,8 +26,8 @@ impl Token {
     /// Validates what the user typed before it can go anywhere near a URL.
     pub fn parse(input: &str) -> Option<Token> {
         let digits = input.trim_matches(|c: char| c == ' ' || c == '\t');
-        let well_formed = (Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit());
+        let well_formed =
+            (Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
         well_formed.then(|| Token(Secret::from(digits)))
     }
 
@@ -97,9 +97,7 @@ pub struct ApprovalUuid(String);
 
 impl ApprovalUuid {
     pub fn parse(text: &str) -> Option<ApprovalUuid> {
-        let ok = !text.is_empty()
-            && text.len() <= 64
-            && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         ok.then(|| ApprovalUuid(text.to_owned()))
     }
 
@@ -126,16 +124,8 @@ pub enum ApprovalStatus {
 /// before `pam_sm_authenticate` returns.
 pub trait AuthyApi {
     fn verify_token(&self, authy_id: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError>;
-    fn request_token(
-        &self,
-        authy_id: AuthyId,
-        channel: Channel,
-    ) -> Result<ChannelReceipt, ApiError>;
-    fn create_approval_request(
-        &self,
-        authy_id: AuthyId,
-        request: &ApprovalRequest,
-    ) -> Result<ApprovalUuid, ApiError>;
+    fn request_token(&self, authy_id: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError>;
+    fn create_approval_request(&self, authy_id: AuthyId, request: &ApprovalRequest) -> Result<ApprovalUuid, ApiError>;
     fn approval_status(&self, uuid: &ApprovalUuid) -> Result<ApprovalStatus, ApiError>;
 }
 

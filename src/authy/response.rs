@@ -22,11 +22,7 @@ struct ErrorBody {
 
 fn error_code(body: &ErrorBody) -> Option<String> {
     match &body.error_code {
-        Some(Value::String(code))
-            if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            Some(code.clone())
-        }
+        Some(Value::String(code)) if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) => Some(code.clone()),
         Some(Value::Number(code)) => code.as_u64().map(|c| c.to_string()),
         _ => None,
     }
@@ -57,14 +53,8 @@ pub fn error_from(status: u16, body: &[u8]) -> ApiError {
         return ApiError::Protocol(format!("redirect (HTTP {status}) refused"));
     }
     match parsed {
-        Some(body) => ApiError::Rejected {
-            status,
-            message: message(&body),
-            code,
-        },
-        None => ApiError::Protocol(format!(
-            "HTTP {status} with a body that is not an Authy error"
-        )),
+        Some(body) => ApiError::Rejected { status, message: message(&body), code },
+        None => ApiError::Protocol(format!("HTTP {status} with a body that is not an Authy error")),
     }
 }
 
@@ -163,9 +153,7 @@ pub fn verify(status: u16, body: &[u8]) -> Result<TokenVerdict, ApiError> {
             Some("60019") => Ok(TokenVerdict::Reused),
             Some("60020") => Ok(TokenVerdict::Invalid),
             Some("60001") => Err(ApiError::BadApiKey),
-            None if parsed.token == Some(Value::String("is invalid".into())) => {
-                Ok(TokenVerdict::Invalid)
-            }
+            None if parsed.token == Some(Value::String("is invalid".into())) => Ok(TokenVerdict::Invalid),
             _ => Err(error_from(status, body)),
         };
     }
@@ -174,9 +162,7 @@ pub fn verify(status: u16, body: &[u8]) -> Result<TokenVerdict, ApiError> {
     if token_valid && is_true(map.get("success")) {
         Ok(TokenVerdict::Valid)
     } else {
-        Err(ApiError::Protocol(
-            "HTTP 200 without a valid-token verdict".into(),
-        ))
+        Err(ApiError::Protocol("HTTP 200 without a valid-token verdict".into()))
     }
 }
 
@@ -187,11 +173,7 @@ pub fn token_request(status: u16, body: &[u8]) -> Result<ChannelReceipt, ApiErro
         return Err(ApiError::Protocol("token request without success".into()));
     }
     if is_true(map.get("ignored")) {
-        return Err(ApiError::Rejected {
-            status,
-            code: None,
-            message: "the request was ignored by the API".into(),
-        });
+        return Err(ApiError::Rejected { status, code: None, message: "the request was ignored by the API".into() });
     }
     let cellphone = match map.get("cellphone") {
         Some(Value::String(phone)) => Some(sanitize::display_text(phone, 32)),
@@ -204,23 +186,18 @@ pub fn token_request(status: u16, body: &[u8]) -> Result<ChannelReceipt, ApiErro
 pub fn approval_created(status: u16, body: &[u8]) -> Result<ApprovalUuid, ApiError> {
     let map = success_object(status, body)?;
     if !is_true(map.get("success")) {
-        return Err(ApiError::Protocol(
-            "approval request without success".into(),
-        ));
+        return Err(ApiError::Protocol("approval request without success".into()));
     }
     match map.get("approval_request").and_then(|r| r.get("uuid")) {
-        Some(Value::String(uuid)) => ApprovalUuid::parse(uuid)
-            .ok_or_else(|| ApiError::Protocol("malformed approval uuid".into())),
+        Some(Value::String(uuid)) => {
+            ApprovalUuid::parse(uuid).ok_or_else(|| ApiError::Protocol("malformed approval uuid".into()))
+        }
         _ => Err(ApiError::Protocol("approval request without uuid".into())),
     }
 }
 
 /// `GET /onetouch/json/approval_requests/{uuid}`: the reply must name the very uuid asked.
-pub fn approval_status(
-    status: u16,
-    body: &[u8],
-    asked: &ApprovalUuid,
-) -> Result<ApprovalStatus, ApiError> {
+pub fn approval_status(status: u16, body: &[u8], asked: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
     let map = success_object(status, body)?;
     if !is_true(map.get("success")) {
         return Err(ApiError::Protocol("approval status without success".into()));
@@ -230,9 +207,7 @@ pub fn approval_status(
         .and_then(Value::as_object)
         .ok_or_else(|| ApiError::Protocol("approval status without approval_request".into()))?;
     if request.get("uuid").and_then(Value::as_str) != Some(asked.as_str()) {
-        return Err(ApiError::Protocol(
-            "approval status for another uuid".into(),
-        ));
+        return Err(ApiError::Protocol("approval status for another uuid".into()));
     }
     match request.get("status").and_then(Value::as_str) {
         Some("pending") => Ok(ApprovalStatus::Pending),
@@ -245,16 +220,9 @@ pub fn approval_status(
 
 /// Any endpoint whose success is `success: true` and whose payload the caller reads itself
 /// (the admin CLI's users/new, status, remove, app/details).
-pub fn generic_success(
-    status: u16,
-    body: &[u8],
-) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub fn generic_success(status: u16, body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     let map = success_object(status, body)?;
-    if is_true(map.get("success")) {
-        Ok(map)
-    } else {
-        Err(ApiError::Protocol("reply without success".into()))
-    }
+    if is_true(map.get("success")) { Ok(map) } else { Err(ApiError::Protocol("reply without success".into())) }
 }
 
 #[cfg(test)]
@@ -268,44 +236,26 @@ mod tests {
 
     #[test]
     fn documented_valid_token_reply_is_valid() {
+        assert_eq!(verify(200, &fixture("verify-valid.json")), Ok(TokenVerdict::Valid));
         assert_eq!(
-            verify(200, &fixture("verify-valid.json")),
-            Ok(TokenVerdict::Valid)
-        );
-        assert_eq!(
-            verify(
-                200,
-                br#"{"success":true,"message":"Token is valid.","token":"is valid"}"#
-            ),
+            verify(200, br#"{"success":true,"message":"Token is valid.","token":"is valid"}"#),
             Ok(TokenVerdict::Valid)
         );
     }
 
     #[test]
     fn documented_wrong_and_reused_token_replies_are_denials() {
+        assert_eq!(verify(401, &fixture("verify-invalid.json")), Ok(TokenVerdict::Invalid));
+        assert_eq!(verify(401, &fixture("verify-reused.json")), Ok(TokenVerdict::Reused));
         assert_eq!(
-            verify(401, &fixture("verify-invalid.json")),
-            Ok(TokenVerdict::Invalid)
-        );
-        assert_eq!(
-            verify(401, &fixture("verify-reused.json")),
-            Ok(TokenVerdict::Reused)
-        );
-        assert_eq!(
-            verify(
-                401,
-                br#"{"errors":{"token":"is invalid"},"token":"is invalid","success":false}"#
-            ),
+            verify(401, br#"{"errors":{"token":"is invalid"},"token":"is invalid","success":false}"#),
             Ok(TokenVerdict::Invalid)
         );
     }
 
     #[test]
     fn a_bad_api_key_is_its_own_error() {
-        assert_eq!(
-            verify(401, &fixture("invalid-api-key.json")),
-            Err(ApiError::BadApiKey)
-        );
+        assert_eq!(verify(401, &fixture("invalid-api-key.json")), Err(ApiError::BadApiKey));
     }
 
     #[test]
@@ -319,14 +269,8 @@ mod tests {
             (200, br#"{"success":1,"token":"is valid"}"#),
             (200, br#"{"success":"TRUE","token":"is valid"}"#),
             (200, br#"{"success":true,"token":["is valid"]}"#),
-            (
-                200,
-                br#"{"success":true,"token":"is invalid","token":"is valid"}"#,
-            ),
-            (
-                200,
-                br#"{"success":true,"token":"is valid","token":"is valid"}"#,
-            ),
+            (200, br#"{"success":true,"token":"is invalid","token":"is valid"}"#),
+            (200, br#"{"success":true,"token":"is valid","token":"is valid"}"#),
             (200, br#"{"success":true,"token":"is valid""#),
             (200, b"<html><body>ok</body></html>"),
             (200, b"\xff\xfe{\"success\":true,\"token\":\"is valid\"}"),
@@ -334,18 +278,11 @@ mod tests {
             (200, b""),
             (201, br#"{"success":true,"token":"is valid"}"#),
             (302, br#"{"success":true,"token":"is valid"}"#),
-            (
-                200,
-                br#"{"message":"SMS token was sent","success":true,"cellphone":"+1-XXX-XXX-XX85"}"#,
-            ),
+            (200, br#"{"message":"SMS token was sent","success":true,"cellphone":"+1-XXX-XXX-XX85"}"#),
         ];
         for (status, body) in cases {
             let verdict = verify(*status, body);
-            assert!(
-                verdict.is_err(),
-                "{status} {:?} gave {verdict:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(verdict.is_err(), "{status} {:?} gave {verdict:?}", String::from_utf8_lossy(body));
         }
         let mut huge = br#"{"success":true,"token":"is valid","pad":""#.to_vec();
         huge.extend(std::iter::repeat_n(b'a', MAX_BODY_BYTES));
@@ -355,24 +292,11 @@ mod tests {
 
     #[test]
     fn server_errors_count_as_unreachable_and_client_errors_do_not() {
-        assert!(
-            verify(503, b"<html>down</html>")
-                .unwrap_err()
-                .is_unreachable()
-        );
+        assert!(verify(503, b"<html>down</html>").unwrap_err().is_unreachable());
         assert!(verify(500, b"").unwrap_err().is_unreachable());
-        let too_many = verify(
-            429,
-            br#"{"message":"DoS protection","success":false,"errors":{},"error_code":"60003"}"#,
-        );
-        assert!(matches!(
-            too_many,
-            Err(ApiError::Rejected { status: 429, .. })
-        ));
-        assert!(matches!(
-            verify(404, &fixture("user-not-found.json")),
-            Err(ApiError::Rejected { status: 404, .. })
-        ));
+        let too_many = verify(429, br#"{"message":"DoS protection","success":false,"errors":{},"error_code":"60003"}"#);
+        assert!(matches!(too_many, Err(ApiError::Rejected { status: 429, .. })));
+        assert!(matches!(verify(404, &fixture("user-not-found.json")), Err(ApiError::Rejected { status: 404, .. })));
     }
 
     #[test]
@@ -380,11 +304,7 @@ mod tests {
         let sent = token_request(200, &fixture("sms-sent.json")).expect("sent");
         assert_eq!(sent.cellphone.as_deref(), Some("+1-XXX-XXX-XX85"));
         assert!(token_request(200, &fixture("sms-ignored.json")).is_err());
-        assert!(
-            token_request(503, &fixture("sms-disabled.json"))
-                .unwrap_err()
-                .is_unreachable()
-        );
+        assert!(token_request(503, &fixture("sms-disabled.json")).unwrap_err().is_unreachable());
     }
 
     #[test]
@@ -392,23 +312,23 @@ mod tests {
         let asked = ApprovalUuid::parse("8d031630-d15b-0134-b0a8-0a77bbe8093e").expect("uuid");
         let other = ApprovalUuid::parse("00000000-0000-0000-0000-000000000000").expect("uuid");
         let body = fixture("approval-approved.json");
-        assert_eq!(
-            approval_status(200, &body, &asked),
-            Ok(ApprovalStatus::Approved)
-        );
+        assert_eq!(approval_status(200, &body, &asked), Ok(ApprovalStatus::Approved));
         assert!(approval_status(200, &body, &other).is_err());
         assert!(approval_status(200, br#"{"approval_request":{"status":"APPROVED","uuid":"8d031630-d15b-0134-b0a8-0a77bbe8093e"},"success":true}"#, &asked).is_err());
     }
 
     #[test]
     fn approval_creation_needs_a_well_formed_uuid() {
-        assert!(approval_created(200, br#"{"approval_request":{"uuid":"550e8400-e29b-41d4-a716-446655440000"},"success":true}"#).is_ok());
         assert!(
             approval_created(
                 200,
-                br#"{"approval_request":{"uuid":"../../protected/json/sms/1"},"success":true}"#
+                br#"{"approval_request":{"uuid":"550e8400-e29b-41d4-a716-446655440000"},"success":true}"#
             )
-            .is_err()
+            .is_ok()
+        );
+        assert!(
+            approval_created(200, br#"{"approval_request":{"uuid":"../../protected/json/sms/1"},"success":true}"#)
+                .is_err()
         );
         assert!(approval_created(200, br#"{"approval_request":{},"success":true}"#).is_err());
     }
