@@ -127,7 +127,8 @@ fn thirty_two_parallel_logins_with_one_valid_code_succeed_exactly_once() {
 
 #[test]
 fn an_unusable_state_dir_or_file_refuses_the_offline_code() {
-    let cases: [(&str, fn(&TestDir)); 4] = [
+    type Breaker = fn(&TestDir);
+    let cases: [(&str, Breaker); 4] = [
         ("symlinked state dir", |dir| {
             let real = dir.path().join("real-state");
             std::fs::create_dir(&real).expect("mkdir");
