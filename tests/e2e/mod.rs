@@ -253,16 +253,26 @@ pub fn private_login_records(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
         .collect()
 }
 
-/// `argv` run in a new private mount namespace, after each (source, target) of `binds` is
-/// bind-mounted. `unshare` and `sh` exec into `argv`, so the child's pid is `argv`'s.
-pub fn in_namespace(binds: &[(PathBuf, PathBuf)], argv: &[&str]) -> Command {
+/// The argv that runs `argv` in a new private mount namespace, after each (source, target)
+/// of `binds` is bind-mounted. `unshare` and `sh` exec into `argv`, so its pid is theirs.
+pub fn namespace_argv(binds: &[(PathBuf, PathBuf)], argv: &[&str]) -> Vec<String> {
     let script = r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 97; shift 2; done; shift; exec "$@""#;
-    let mut command = Command::new("unshare");
-    command.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"]);
+    let mut all: Vec<String> =
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"].map(str::to_owned).to_vec();
     for (source, target) in binds {
-        command.arg(source).arg(target);
+        all.push(source.to_str().expect("utf-8 path").to_owned());
+        all.push(target.to_str().expect("utf-8 path").to_owned());
     }
-    command.arg("--").args(argv);
+    all.push("--".to_owned());
+    all.extend(argv.iter().map(|a| (*a).to_owned()));
+    all
+}
+
+/// `namespace_argv` as a Command.
+pub fn in_namespace(binds: &[(PathBuf, PathBuf)], argv: &[&str]) -> Command {
+    let all = namespace_argv(binds, argv);
+    let mut command = Command::new(&all[0]);
+    command.args(&all[1..]);
     command
 }
 
@@ -342,7 +352,7 @@ pub fn rule<'a>(pattern: &'a str, answers: &[&str]) -> Rule<'a> {
 
 /// Runs `argv` on a pty under `expect`, answering by `rules`; the transcript is stdout.
 /// A rule with no answer left, or 30 s of silence, ends the dialog with an error.
-pub fn pty_dialog(dir: &Path, argv: &[&str], rules: &[Rule<'_>]) -> Run {
+pub fn pty_dialog(dir: &Path, argv: &[String], rules: &[Rule<'_>]) -> Run {
     let braced = |text: &str| {
         assert!(!text.contains(['{', '}', '\\']), "keep expect patterns and answers plain: {text:?}");
         format!("{{{text}}}")

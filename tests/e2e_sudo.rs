@@ -1,0 +1,295 @@
+//! End to end under the real sudo, su and login: the shipped `pam.d-examples/sudo` (password,
+//! then Authy), `sudo-push` (password, then a push), `sudo-push-sufficient` (a push instead
+//! of the password), `su` and `login`, and the Debian pam-auth-update profile as
+//! pam-auth-update itself writes it into common-auth. Each program runs in a private mount
+//! namespace where a copy of the host's /etc/pam.d (and a test sudoers) is mounted, as a
+//! throwaway user, through a pipe (`sudo -S`) or a pty (`expect`), against the sandbox in
+//! this process. Root only; skipped with a message otherwise.
+//!
+//! The examples name the installed module and its default config; the tests change only
+//! that reference (`pam_authy.so` becomes the built module plus `config=<test config>`).
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+mod e2e;
+
+use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox};
+use common::{TestDir, config_for, sandbox};
+use e2e::{
+    LOGIN_COMMAND, LOGIN_MARKER, Run, TestUser, as_user, install_example, namespace_argv, point_at_test_module,
+    private_login_records, pty_dialog, report_timing, rule, sudo_piped, sudoers,
+};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const FAST_PUSH: &str = "push_timeout_secs = 10\npush_poll_ms = 100";
+
+/// One sudo setup: a user with a password allowed to run anything, a sandbox, a config
+/// and a pam.d with one example installed. Fields drop in order: the user first.
+struct Case {
+    user: TestUser,
+    sandbox: Sandbox,
+    id: u64,
+    pam_d: PathBuf,
+    sudoers: PathBuf,
+    dir: TestDir,
+}
+
+impl Case {
+    /// `example` installed as `service`; the user is mapped unless `mapped` is false.
+    fn new(service: &str, example: &str, mapped: bool, extra: &str) -> Case {
+        let user = TestUser::with_password();
+        let (sandbox, id) = sandbox();
+        let dir = TestDir::new();
+        let users = if mapped { format!("{} = {id}", user.name) } else { String::new() };
+        dir.write_config(&config_for(&dir, &sandbox, &users, extra));
+        let pam_d = install_example(&dir, service, example);
+        let sudoers = sudoers(&dir, &user.name);
+        Case { user, sandbox, id, pam_d, sudoers, dir }
+    }
+
+    fn token(&self) -> String {
+        self.sandbox.current_token(self.id).expect("token")
+    }
+
+    /// `sudo -S` with `stdin` as the answers, timed.
+    fn sudo(&self, test: &str, stdin: &str) -> Run {
+        let run = sudo_piped(&self.pam_d, &self.sudoers, &self.user.name, stdin);
+        report_timing(test, "sudo -S", run.elapsed);
+        run
+    }
+
+    fn api_calls(&self) -> Vec<String> {
+        self.sandbox.requests().into_iter().map(|r| r.route_path).collect()
+    }
+
+    fn fast_push(&self, status: PushStatus, polls: u32) {
+        self.sandbox.set_push_scenario(FaultScope::User(self.id), PushScenario::AfterPolls { status, polls });
+    }
+}
+
+fn assert_ran(run: &Run) {
+    assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "the command must run:\n{}", run.output());
+}
+
+fn assert_refused(run: &Run) {
+    assert!(!run.ok() && !run.stdout.contains(LOGIN_MARKER), "the command must not run:\n{}", run.output());
+}
+
+/// Where `needle` first appears in the transcript (to check the order of prompts).
+fn position(run: &Run, needle: &str) -> usize {
+    run.stdout.find(needle).unwrap_or_else(|| panic!("{needle:?} not in the transcript:\n{}", run.output()))
+}
+
+#[test]
+fn sudo_asks_the_password_then_the_token_on_a_terminal() {
+    let test = "sudo_asks_the_password_then_the_token_on_a_terminal";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo", true, "");
+    let binds = e2e::sudo_binds(&case.pam_d, &case.sudoers);
+    let argv = namespace_argv(&binds, &as_user(&case.user.name, &["sudo", "-k", "sh", "-c", LOGIN_COMMAND]));
+    let token = case.token();
+    let rules = [rule("password for", &[case.user.password()]), rule("Authy token", &[&token])];
+    let run = pty_dialog(case.dir.path(), &argv, &rules);
+    report_timing(test, "sudo (pty)", run.elapsed);
+    assert_ran(&run);
+    assert!(position(&run, "password for") < position(&run, "Authy token (or type push, sms or call): "));
+    assert_eq!(case.api_calls().iter().filter(|p| p.starts_with("/protected/json/verify/")).count(), 1);
+}
+
+#[test]
+fn sudo_with_a_wrong_token_is_refused() {
+    if !e2e::enabled("sudo_with_a_wrong_token_is_refused") {
+        return;
+    }
+    let case = Case::new("sudo", "sudo", true, "[auth]\nmax_tries = 1");
+    let token = case.token();
+    let wrong = format!("{}{}", if token.starts_with('9') { '1' } else { '9' }, &token[1..]);
+    let run = case.sudo("sudo_with_a_wrong_token_is_refused", &format!("{}\n{wrong}\n", case.user.password()));
+    assert_refused(&run);
+    assert!(run.stderr.contains("Authy token"), "{}", run.output());
+    assert_eq!(case.api_calls().len(), 1, "one verify: {:?}", case.api_calls());
+}
+
+#[test]
+fn an_exempt_user_needs_only_the_password_for_sudo() {
+    if !e2e::enabled("an_exempt_user_needs_only_the_password_for_sudo") {
+        return;
+    }
+    // Mapped, but 2FA is only for members of root's group, which the test user is not in.
+    let case = Case::new("sudo", "sudo", true, "[auth]\ngroups = [\"root\"]");
+    let run = case.sudo("an_exempt_user_needs_only_the_password_for_sudo", &format!("{}\n", case.user.password()));
+    assert_ran(&run);
+    assert!(!run.stderr.contains("Authy"), "{}", run.output());
+    assert!(case.api_calls().is_empty());
+}
+
+#[test]
+fn an_approved_push_lets_sudo_run_the_command() {
+    if !e2e::enabled("an_approved_push_lets_sudo_run_the_command") {
+        return;
+    }
+    let case = Case::new("sudo", "sudo-push", true, &format!("[auth]\n{FAST_PUSH}"));
+    case.fast_push(PushStatus::Approved, 2);
+    let run = case.sudo("an_approved_push_lets_sudo_run_the_command", &format!("{}\n", case.user.password()));
+    assert_ran(&run);
+    assert!(run.stdout.contains("Authy push sent to your phone: approve it there (waiting up to 10 s)."));
+    let requests = case.sandbox.approval_requests();
+    assert_eq!(requests.len(), 1);
+    let details = &requests[0].details;
+    assert_eq!(details.get("Service").map(String::as_str), Some("sudo"), "{details:?}");
+    assert_eq!(details.get("User"), Some(&case.user.name), "{details:?}");
+    assert_eq!(details.get("From").map(String::as_str), Some("local"), "sudo sets no PAM_RHOST: {details:?}");
+    assert_eq!(details.get("Command").map(String::as_str), Some("sh -c echo E2E_LOGIN_$((6*7))"), "{details:?}");
+}
+
+#[test]
+fn a_denied_push_refuses_sudo() {
+    if !e2e::enabled("a_denied_push_refuses_sudo") {
+        return;
+    }
+    let case = Case::new("sudo", "sudo-push", true, &format!("[auth]\n{FAST_PUSH}\nmax_tries = 1"));
+    case.fast_push(PushStatus::Denied, 1);
+    let run = case.sudo("a_denied_push_refuses_sudo", &format!("{}\n", case.user.password()));
+    assert_refused(&run);
+    assert_eq!(case.sandbox.approval_requests()[0].status, PushStatus::Denied);
+}
+
+#[test]
+fn an_approved_push_alone_is_enough_with_the_sufficient_variant() {
+    let test = "an_approved_push_alone_is_enough_with_the_sufficient_variant";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo-push-sufficient", true, &format!("[auth]\n{FAST_PUSH}"));
+    case.fast_push(PushStatus::Approved, 2);
+    let run = case.sudo(test, "");
+    assert_ran(&run);
+    assert!(!run.stderr.contains("password for"), "no password asked: {}", run.output());
+}
+
+#[test]
+fn a_denied_push_falls_back_to_the_password_with_the_sufficient_variant() {
+    let test = "a_denied_push_falls_back_to_the_password_with_the_sufficient_variant";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo-push-sufficient", true, &format!("[auth]\n{FAST_PUSH}\nmax_tries = 1"));
+    case.fast_push(PushStatus::Denied, 1);
+    let run = case.sudo(test, &format!("{}\n", case.user.password()));
+    assert_ran(&run);
+    assert!(run.stderr.contains("password for"), "{}", run.output());
+    assert_eq!(case.sandbox.approval_requests()[0].status, PushStatus::Denied);
+}
+
+#[test]
+fn su_asks_the_target_password_then_the_token() {
+    let test = "su_asks_the_target_password_then_the_token";
+    if !e2e::enabled(test) {
+        return;
+    }
+    // The target account is the one mapped: su authenticates the user being switched to.
+    let case = Case::new("su", "su", true, "");
+    let caller = TestUser::create();
+    let mut binds = vec![(case.pam_d.clone(), PathBuf::from("/etc/pam.d"))];
+    binds.extend(private_login_records(case.dir.path()));
+    let argv = namespace_argv(&binds, &as_user(&caller.name, &["su", &case.user.name, "-c", LOGIN_COMMAND]));
+    let token = case.token();
+    let rules = [rule("Password:", &[case.user.password()]), rule("Authy token", &[&token])];
+    let run = pty_dialog(case.dir.path(), &argv, &rules);
+    report_timing(test, "su (pty)", run.elapsed);
+    assert_ran(&run);
+    assert!(position(&run, "Password:") < position(&run, "Authy token"));
+    let verified: Vec<String> =
+        case.api_calls().into_iter().filter(|p| p.starts_with("/protected/json/verify/")).collect();
+    assert_eq!(verified.len(), 1);
+}
+
+#[test]
+fn a_console_login_asks_the_password_then_the_token() {
+    let test = "a_console_login_asks_the_password_then_the_token";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("login", "login", true, "");
+    let mut binds = vec![(case.pam_d.clone(), PathBuf::from("/etc/pam.d"))];
+    binds.extend(private_login_records(case.dir.path()));
+    let argv = namespace_argv(&binds, &["login", &case.user.name]);
+    let token = case.token();
+    let leave = format!("{LOGIN_COMMAND}; exit");
+    let rules = [
+        rule("Password:", &[case.user.password()]),
+        rule("Authy token", &[&token]),
+        // The user's /bin/sh prompt: the session is up.
+        rule("$ ", &[&leave]),
+    ];
+    let run = pty_dialog(case.dir.path(), &argv, &rules);
+    report_timing(test, "login (pty)", run.elapsed);
+    assert!(run.stdout.contains(LOGIN_MARKER), "the shell must run:\n{}", run.output());
+    assert!(position(&run, "Password:") < position(&run, "Authy token"));
+}
+
+/// What pam-auth-update writes: the host's profiles plus ours, into a copy of the host's
+/// /etc/pam.d, /var/lib/pam and /usr/share/pam-configs under `root` (its `--root`), with a
+/// private copy of the debconf database mounted over the host's.
+fn enable_profile_with_pam_auth_update(dir: &TestDir) -> PathBuf {
+    let root = dir.path().join("root");
+    for (host, copy) in [("/etc/pam.d", "etc"), ("/var/lib/pam", "var/lib"), ("/usr/share/pam-configs", "usr/share")] {
+        let target = root.join(copy);
+        std::fs::create_dir_all(&target).expect("mkdir");
+        let cp = Command::new("cp").arg("-a").arg(host).arg(&target).output().expect("cp");
+        assert!(cp.status.success(), "cp {host}: {}", String::from_utf8_lossy(&cp.stderr));
+    }
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/debian/pam-configs-pam_authy");
+    std::fs::copy(profile, root.join("usr/share/pam-configs/pam_authy")).expect("copy the profile");
+    let debconf = dir.path().join("debconf");
+    let cp = Command::new("cp").arg("-a").arg("/var/cache/debconf").arg(&debconf).output().expect("cp");
+    assert!(cp.status.success(), "cp debconf: {}", String::from_utf8_lossy(&cp.stderr));
+    let root_arg = root.to_str().expect("utf-8 path");
+    let binds = [(debconf, PathBuf::from("/var/cache/debconf"))];
+    let mut command = e2e::in_namespace(&binds, &["pam-auth-update", "--root", root_arg, "--enable", "pam_authy"]);
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    let run = e2e::run(command, "", Duration::from_secs(30));
+    assert!(run.ok(), "pam-auth-update: {}", run.output());
+    root.join("etc/pam.d")
+}
+
+#[test]
+fn the_debian_profile_puts_authy_after_the_password_in_common_auth() {
+    let test = "the_debian_profile_puts_authy_after_the_password_in_common_auth";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let user = TestUser::with_password();
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, &format!("{} = {id}", user.name), ""));
+    let pam_d = enable_profile_with_pam_auth_update(&dir);
+
+    let common_auth = std::fs::read_to_string(pam_d.join("common-auth")).expect("common-auth");
+    let rules: Vec<&str> = common_auth.lines().filter(|l| l.starts_with("auth")).collect();
+    let at = |module: &str| rules.iter().position(|l| l.contains(module)).unwrap_or(usize::MAX);
+    assert!(at("pam_unix.so") < at("pam_permit.so"), "{common_auth}");
+    assert!(
+        at("pam_permit.so") < at("pam_authy.so") && at("pam_authy.so") < rules.len(),
+        "pam_authy.so must follow the primary block:\n{common_auth}"
+    );
+    let authy_line: Vec<&str> = rules[at("pam_authy.so")].split_whitespace().collect();
+    assert_eq!(authy_line, ["auth", "required", "pam_authy.so"]);
+    std::fs::write(pam_d.join("common-auth"), point_at_test_module(&common_auth, &dir.config_path()))
+        .expect("write common-auth");
+
+    // Debian's own /etc/pam.d/sudo, which includes common-auth, now asks for both.
+    let sudoers = sudoers(&dir, &user.name);
+    let token = sandbox.current_token(id).expect("token");
+    let run = sudo_piped(&pam_d, &sudoers, &user.name, &format!("{}\n{token}\n", user.password()));
+    report_timing(test, "sudo -S", run.elapsed);
+    assert_ran(&run);
+    assert!(run.stderr.contains("Authy token"), "{}", run.output());
+    let verified = sandbox.requests().iter().filter(|r| r.route_path.starts_with("/protected/json/verify/")).count();
+    assert_eq!(verified, 1);
+}
