@@ -197,6 +197,10 @@ fn main() -> ExitCode {
     match run(&cli.config, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Reported) => ExitCode::FAILURE,
+        Err(Exit::ReportedWithReason(message)) => {
+            eprintln!("pam-authy: {message}");
+            ExitCode::FAILURE
+        }
         Err(Exit::Failed(message)) => {
             if json {
                 support::print_json(&serde_json::json!({"ok": false, "error": message}));

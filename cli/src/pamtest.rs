@@ -8,7 +8,9 @@
 //! PAM_SUCCESS is success.
 
 use crate::progress::Spinner;
-use crate::support::{self, Outcome};
+use crate::support::{self, Exit, Outcome};
+use pam_authy::config::{Config, ModuleArgs};
+use pam_authy::users::{self, Subject, SystemAccounts};
 use pam_harness::{Items, Message, Reply};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -51,7 +53,7 @@ pub fn run(args: &TestArgs) -> Outcome {
              fail here where sshd or sudo would succeed",
         );
     }
-    support::warn_if_no_account(&args.user);
+    preflight(&mentions, &args.user);
     eprintln!(
         "Testing the PAM stack {} for {}; answer the prompts as {} would.",
         stack.display(),
@@ -74,7 +76,6 @@ pub fn run(args: &TestArgs) -> Outcome {
     };
     let confdir = args.confdir.as_deref();
     let result = pam_harness::authenticate(confdir, &args.service, &args.user, &items, &mut responder);
-    drop(responder);
     drop(spinner);
     let result = result?;
     let success = result.code == pam_harness::PAM_SUCCESS;
@@ -93,20 +94,31 @@ pub fn run(args: &TestArgs) -> Outcome {
     if success {
         Ok(())
     } else {
-        Err(format!("authentication through {} ended with {}", stack.display(), result.name()).into())
+        Err(Exit::ReportedWithReason(format!(
+            "authentication through {} ended with {}",
+            stack.display(),
+            result.name()
+        )))
     }
 }
 
+/// A line of the stack that loads the module, with the arguments after the module path.
+#[derive(Debug)]
+struct Mention {
+    location: String,
+    args: Vec<String>,
+}
+
 /// Lines of the stack (following `@include`, `include` and `substack`) that name a module
-/// containing `module`, as `FILE:LINE`.
-fn modules_named(dir: &Path, service: &str, module: &str) -> Vec<String> {
+/// containing `module`.
+fn modules_named(dir: &Path, service: &str, module: &str) -> Vec<Mention> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     scan(dir, service, module, 0, &mut seen, &mut found);
     found
 }
 
-fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<String>, found: &mut Vec<String>) {
+fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<String>, found: &mut Vec<Mention>) {
     if depth > MAX_INCLUDE_DEPTH || name.contains('/') || !seen.insert(name.to_owned()) {
         return;
     }
@@ -120,11 +132,59 @@ fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<
         match words.as_slice() {
             ["@include", included, ..] => scan(dir, included, module, depth + 1, seen, found),
             [_, "include" | "substack", included, ..] => scan(dir, included, module, depth + 1, seen, found),
-            words if words.iter().any(|w| w.contains(module)) => {
-                found.push(format!("{}:{}", path.display(), index + 1));
+            words => {
+                if let Some(at) = words.iter().position(|w| w.contains(module)) {
+                    found.push(Mention {
+                        location: format!("{}:{}", path.display(), index + 1),
+                        args: words[at + 1..].iter().map(|w| (*w).to_owned()).collect(),
+                    });
+                }
             }
-            _ => {}
         }
+    }
+}
+
+/// Says, before anything runs, what each pam_authy line of the stack will do for `user`:
+/// the module's own argument parser, config loader and user resolution.
+fn preflight(mentions: &[Mention], user: &str) {
+    let mut configs = BTreeSet::new();
+    for mention in mentions {
+        match ModuleArgs::parse(&mention.args) {
+            Ok(args) => {
+                configs.insert(args.config_path);
+            }
+            Err(error) => {
+                support::warn(&format!("{}: pam_authy will answer PAM_SERVICE_ERR: {error}", mention.location))
+            }
+        }
+    }
+    for path in configs {
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(error) => {
+                support::warn(&format!("pam_authy will answer PAM_SERVICE_ERR: {error}"));
+                continue;
+            }
+        };
+        let what = match users::resolve(&config, &SystemAccounts, user) {
+            Ok(Subject::Mapped { account, entry }) => format!(
+                "{account} needs a second factor (Authy ID {}, {} offline secret)",
+                entry.authy_id,
+                if entry.offline_secret.is_some() { "with an" } else { "no" }
+            ),
+            Ok(Subject::OutsideGroups { account }) => {
+                format!("{account} is outside [auth] groups: PAM_IGNORE (no second factor)")
+            }
+            Ok(Subject::UnmappedIgnored { account }) => {
+                format!("{account} is not in [users] and unmapped_users = \"ignore\": PAM_IGNORE")
+            }
+            Ok(Subject::UnmappedDenied { account }) => {
+                format!("{account} is not in [users]: PAM_USER_UNKNOWN")
+            }
+            Ok(Subject::NoSuchAccount) => format!("no account {user}: PAM_USER_UNKNOWN"),
+            Err(error) => format!("{error}: PAM_SERVICE_ERR"),
+        };
+        eprintln!("pam_authy with {}: {what}", path.display());
     }
 }
 
@@ -149,7 +209,8 @@ mod tests {
         .expect("write");
         let found = modules_named(dir.path(), "svc", "pam_authy");
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].ends_with("deeper:1"));
+        assert!(found[0].location.ends_with("deeper:1"));
+        assert_eq!(found[0].args, ["config=/x"]);
         assert!(modules_named(dir.path(), "common", "pam_nothing").is_empty());
     }
 }

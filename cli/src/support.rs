@@ -13,6 +13,8 @@ pub enum Exit {
     Failed(String),
     /// The subcommand printed its own report (`check`); exit non-zero without more output.
     Reported,
+    /// The subcommand printed its result (text or JSON); add only the reason on stderr.
+    ReportedWithReason(String),
 }
 
 impl From<String> for Exit {

@@ -1,0 +1,170 @@
+//! `pam-authy test` and `pam-authy demo`: a real `pam_authenticate` through libpam with the
+//! built module against the sandbox, answers piped on stdin, the PAM result on stdout.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::{TestDir, api_section, closed_port, current_user, run, run_with_stdin, sandbox};
+use pam_authy::offline::{OfflineParams, code_at};
+use pam_authy::secret::Secret;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A config mapping the current user to a new sandbox user, with a PAM service `svc`.
+fn setup(extra: &str) -> (TestDir, authy_sandbox::Sandbox, u64) {
+    let sandbox = sandbox();
+    let id = sandbox.add_user("me@example.org", common::PHONE, 1);
+    let dir = TestDir::new();
+    let text = format!(
+        "{}\n{extra}\n[offline]\nstate_dir = \"{}\"\n\n[users]\n\"{}\" = {id}\n",
+        api_section(&dir, &sandbox),
+        dir.path().join("state").display(),
+        current_user()
+    );
+    dir.write_config(&text);
+    dir.service("svc");
+    (dir, sandbox, id)
+}
+
+fn test_args(dir: &TestDir) -> Vec<String> {
+    let user = current_user();
+    let confdir = dir.confdir().display().to_string();
+    ["test", user.as_str(), "--confdir", confdir.as_str(), "--service", "svc"].iter().map(|s| s.to_string()).collect()
+}
+
+fn run_test(dir: &TestDir, extra: &[&str], stdin: &str) -> common::Run {
+    let mut args = test_args(dir);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_with_stdin(&args, stdin)
+}
+
+#[test]
+fn the_right_token_on_stdin_gives_pam_success_and_exit_0() {
+    let (dir, sandbox, id) = setup("");
+    let token = sandbox.current_token(id).expect("token");
+    let run = run_test(&dir, &[], &format!("{token}\n"));
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.stdout, "PAM result: PAM_SUCCESS (0)\n");
+    assert!(run.stderr.contains("Authy token"), "the module's prompt is shown: {}", run.stderr);
+    assert!(run.stderr.contains(&format!("Testing the PAM stack {}", dir.confdir().join("svc").display())));
+    assert!(!run.stderr.contains(&token), "the answer is not echoed");
+    let preflight = format!(
+        "pam_authy with {}: {} needs a second factor (Authy ID {id}, no offline secret)",
+        dir.config_path().display(),
+        current_user()
+    );
+    assert!(run.stderr.lines().any(|l| l == preflight), "{}", run.stderr);
+    assert!(
+        sandbox.requests().iter().any(|r| r.raw_path == format!("/protected/json/verify/{token}/{id}")),
+        "the module verified the token with the API"
+    );
+}
+
+#[test]
+fn a_wrong_token_prints_the_failure_code_and_exits_1() {
+    let (dir, _sandbox, _) = setup("[auth]\nmax_tries = 1\n");
+    let run = run_test(&dir, &["--json"], "0000000\n");
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let report = run.json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["result"], "PAM_MAXTRIES");
+    assert_eq!(report["code"], 11);
+    assert_eq!(report["service"], "svc");
+    assert_eq!(run.error_lines().len(), 1, "{}", run.stderr);
+    assert!(run.error_lines()[0].ends_with("ended with PAM_MAXTRIES"), "{}", run.stderr);
+}
+
+#[test]
+fn closing_stdin_at_the_prompt_is_a_conversation_error() {
+    let (dir, _sandbox, _) = setup("");
+    let run = run_test(&dir, &[], "");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "PAM result: PAM_CONV_ERR (19)\n");
+}
+
+#[test]
+fn an_offline_secret_from_offline_enroll_logs_in_while_the_api_is_down() {
+    let (dir, sandbox, _) = setup("");
+    let enrolled = dir.cli("offline-enroll", &[&current_user(), "--json"]);
+    assert!(enrolled.ok(), "{}", enrolled.all());
+    let uri = enrolled.json()["uri"].as_str().expect("uri").to_owned();
+    let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("secret in uri").to_owned();
+
+    // The API goes away: the same file, another URL, same mode.
+    let down = format!("https://127.0.0.1:{}", closed_port());
+    std::fs::write(dir.config_path(), dir.config_text().replace(&sandbox.url(), &down)).expect("rewrite");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("time").as_secs();
+    let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
+    let code = code_at(&Secret::from(secret.as_str()), now, &params).expect("code");
+    let run = run_test(&dir, &[], &format!("1234567\n{}\n", code.expose()));
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.stdout, "PAM result: PAM_SUCCESS (0)\n");
+    assert!(run.stderr.contains("Offline code"), "{}", run.stderr);
+}
+
+#[test]
+fn the_preflight_says_what_the_module_will_answer_for_an_unmapped_user_or_a_broken_config() {
+    let (dir, _sandbox, _) = setup("");
+    let run = common::run_with_stdin(
+        &["test", "daemon", "--confdir", &dir.confdir().display().to_string(), "--service", "svc"],
+        "",
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("daemon is not in [users]: PAM_USER_UNKNOWN"), "{}", run.stderr);
+    assert_eq!(run.stdout, "PAM result: PAM_USER_UNKNOWN (10)\n");
+
+    common::set_mode(&dir.config_path(), 0o644);
+    let run = run_test(&dir, &[], "");
+    assert!(
+        run.warnings().iter().any(|w| w.contains("pam_authy will answer PAM_SERVICE_ERR") && w.contains("mode 0644")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "PAM result: PAM_SERVICE_ERR (3)\n");
+}
+
+#[test]
+fn a_stack_without_the_module_is_tested_with_a_warning() {
+    let dir = TestDir::new();
+    std::fs::write(dir.confdir().join("plain"), "auth required pam_permit.so\n").expect("write");
+    let confdir = dir.confdir().display().to_string();
+    let run = run(&["test", &current_user(), "--confdir", &confdir, "--service", "plain"]);
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.stdout, "PAM result: PAM_SUCCESS (0)\n");
+    assert!(run.warnings().iter().any(|w| w.contains("never loads pam_authy")), "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_service_or_a_bad_service_name_is_refused() {
+    let dir = TestDir::new();
+    let confdir = dir.confdir().display().to_string();
+    let run = run(&["test", "root", "--confdir", &confdir, "--service", "absent"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("absent: no such PAM service file"), "{}", run.stderr);
+    let run = common::run(&["test", "root", "--confdir", &confdir, "--service", "../etc/passwd"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("is not a PAM service name"), "{}", run.stderr);
+}
+
+#[test]
+fn rhost_and_tty_reach_the_module() {
+    let (dir, sandbox, id) = setup("[auth]\nmethod = \"push\"\npush_timeout_secs = 5\npush_poll_ms = 100\n");
+    sandbox.set_push_scenario(
+        authy_sandbox::FaultScope::User(id),
+        authy_sandbox::PushScenario::AfterPolls { status: authy_sandbox::PushStatus::Approved, polls: 2 },
+    );
+    let run = run_test(&dir, &["--rhost", "198.51.100.7", "--tty", "pts/9"], "\n");
+    assert!(run.ok(), "{}", run.all());
+    let approvals = sandbox.approval_requests();
+    assert_eq!(approvals.len(), 1);
+    let details = format!("{:?}", approvals[0].details);
+    assert!(details.contains("198.51.100.7"), "{details}");
+}
+
+#[test]
+fn demo_auto_still_prints_pam_success() {
+    let run = run(&["demo", "--auto", "--module", &common::module_path().display().to_string()]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains("PAM result: PAM_SUCCESS (0)"), "{}", run.stdout);
+}
