@@ -11,6 +11,7 @@ mod offline;
 mod pamtest;
 mod progress;
 mod support;
+mod terminal;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -226,9 +227,13 @@ fn run(config: &Path, command: Command) -> support::Outcome {
             offline::run(&path()?, &offline::OfflineArgs { user, png, replace, show, reveal, json: json.json })
         }
         Command::Test { user, service, confdir, rhost, tty, json } => {
+            terminal::restore_on_signals();
             pamtest::run(&pamtest::TestArgs { user, service, confdir, rhost, tty, json: json.json })
         }
-        Command::Demo { auto, module } => demo::run(auto, module).map_err(Exit::Failed),
+        Command::Demo { auto, module } => {
+            terminal::restore_on_signals();
+            demo::run(auto, module).map_err(Exit::Failed)
+        }
         Command::Sandbox { .. } => Ok(()),
     }
 }

@@ -1,0 +1,40 @@
+//! Puts the terminal back when a prompting subcommand (`test`, `demo`) is interrupted.
+//!
+//! Secret prompts turn echo off; Ctrl-C at such a prompt would otherwise end the program
+//! with echo still off, and the admin's next command would be typed blind. The terminal
+//! state is saved once at the start and a handler for SIGINT, SIGTERM, SIGHUP and SIGQUIT
+//! restores it and exits. The handler only calls async-signal-safe functions.
+
+use nix::libc;
+use std::sync::OnceLock;
+
+static SAVED: OnceLock<libc::termios> = OnceLock::new();
+
+extern "C" fn restore_and_exit(signal: libc::c_int) {
+    if let Some(saved) = SAVED.get() {
+        // SAFETY: tcsetattr is async-signal-safe and `saved` came from tcgetattr.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved) };
+    }
+    let newline = b"\n";
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+    unsafe { libc::write(libc::STDERR_FILENO, newline.as_ptr().cast(), newline.len()) };
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(128 + signal) };
+}
+
+/// Saves the terminal state of stdin (if it is a terminal) and restores it on the signals
+/// that end a program. Does nothing when stdin is not a terminal.
+pub fn restore_on_signals() {
+    let mut state = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the struct when it returns 0.
+    if unsafe { libc::tcgetattr(libc::STDIN_FILENO, state.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: initialised by the successful tcgetattr above.
+    let _ = SAVED.set(unsafe { state.assume_init() });
+    let handler = restore_and_exit as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installs a handler that only calls async-signal-safe functions.
+        unsafe { libc::signal(signal, handler) };
+    }
+}
