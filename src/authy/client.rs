@@ -8,6 +8,7 @@
 //! authentication and drop it before returning to the application.
 
 use super::response;
+use super::trust;
 use super::{
     ApiError, ApprovalRequest, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, ChannelReceipt, Token, TokenVerdict,
 };
@@ -15,15 +16,10 @@ use crate::config::{ApiConfig, AuthyId};
 use crate::secret::Secret;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderValue};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use std::io::Read;
 use std::sync::Arc;
 
-/// System trust bundles, in the order distributions place them. Fixed paths: the
-/// environment never chooses them.
-pub const SYSTEM_CA_BUNDLES: &[&str] =
-    &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"];
+pub use super::trust::SYSTEM_CA_BUNDLES;
 
 const USER_AGENT: &str = concat!("AuthyPAM/", env!("CARGO_PKG_VERSION"), " (pam_authy; Linux)");
 
@@ -33,28 +29,20 @@ pub struct AuthyClient {
     api_key: Secret,
 }
 
-/// Builds the rustls configuration: system bundle plus the configured anchors, ring provider,
-/// TLS 1.2 and 1.3. Never installs a process-wide provider: the module lives inside sshd.
+/// Builds the rustls configuration: the configured anchors, then (when `use_system_bundle`)
+/// the system bundle, ring provider, TLS 1.2 and 1.3. Never installs a process-wide provider:
+/// the module lives inside sshd.
 fn tls_config(extra_ca_pem: Option<&[u8]>, use_system_bundle: bool) -> Result<rustls::ClientConfig, ApiError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if use_system_bundle && let Some(bundle) = SYSTEM_CA_BUNDLES.iter().find_map(|path| std::fs::read(path).ok()) {
-        let certs = CertificateDer::pem_slice_iter(&bundle).filter_map(Result::ok);
-        roots.add_parsable_certificates(certs);
-    }
-    if let Some(pem) = extra_ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|_| ApiError::Tls("ca_file holds a malformed certificate".into()))?;
-            roots.add(cert).map_err(|e| ApiError::Tls(format!("ca_file certificate refused: {e}")))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(ApiError::Tls("no trust anchors: no system CA bundle and no ca_file".into()));
-    }
+    let configured =
+        extra_ca_pem.map(trust::roots_from_pem).transpose().map_err(|e| ApiError::Tls(format!("ca_file: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        trust::AnchorsThenSystem::new(configured, use_system_bundle, provider.clone()).map_err(ApiError::Tls)?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ApiError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(config)
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod response;
+pub mod trust;
 
 pub use client::AuthyClient;
 pub use error::ApiError;
