@@ -146,11 +146,11 @@ pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
     let authy_id = entry.authy_id;
     let client = support::client(&config)?;
     let removed = progress::waiting("removing the Authy user", || client.remove_user(authy_id));
-    let api_note = match removed {
-        Ok(()) => "removed from Authy",
+    let (api_note, api_field) = match removed {
+        Ok(()) => ("removed from Authy", "removed"),
         Err(ApiError::Rejected { status: 404, .. }) => {
             support::warn(&format!("Authy does not know ID {authy_id} (404); removing the stale mapping only"));
-            "unknown to Authy"
+            ("unknown to Authy", "not_found")
         }
         Err(e) => {
             return Err(format!(
@@ -171,7 +171,7 @@ pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
             "ok": true,
             "user": user,
             "authy_id": authy_id.get(),
-            "api": if api_note == "removed from Authy" { "removed" } else { "not_found" },
+            "api": api_field,
             "config": path.display().to_string(),
         }));
     } else {

@@ -234,6 +234,7 @@ fn run(config: &Path, command: Command) -> support::Outcome {
             terminal::restore_on_signals();
             demo::run(auto, module).map_err(Exit::Failed)
         }
+        // Run by `main` before this point, so that its exit status passes through unchanged.
         Command::Sandbox { .. } => Ok(()),
     }
 }

@@ -48,7 +48,7 @@ pub fn run(path: &Path, args: &OfflineArgs) -> Outcome {
         .into());
     }
     let secret = new_secret()?;
-    let uri = otpauth_uri(&config, &args.user, &host_name(), &secret);
+    let uri = Zeroizing::new(otpauth_uri(&config, &args.user, &host_name(), &secret));
     let qr = QrCode::encode_text(&uri, QrCodeEcc::Medium)
         .map_err(|_| "the otpauth URI is too long for a QR code".to_owned())?;
     if let Some(png) = &args.png {
@@ -89,7 +89,7 @@ fn show(config: &Config, args: &OfflineArgs, secret: Option<&Secret>) -> Outcome
         }
         return Ok(());
     }
-    let uri = otpauth_uri(config, &args.user, &host_name(), secret);
+    let uri = Zeroizing::new(otpauth_uri(config, &args.user, &host_name(), secret));
     let qr = QrCode::encode_text(&uri, QrCodeEcc::Medium)
         .map_err(|_| "the otpauth URI is too long for a QR code".to_owned())?;
     if let Some(png) = &args.png {
