@@ -35,9 +35,18 @@ fn main() {
         "pam_authy benchmark ({} mode, {runs} runs per row, interleaved with its baseline)",
         if smoke { "smoke" } else { "full" }
     );
-    table.extend(bench.offline(runs));
-    table.extend(bench.online(runs));
-    table.extend(bench.push(if smoke { 2 } else { 20 }));
+    // `--only offline|online|push` runs one part (while optimising); the report needs all.
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
+    let wanted = |part: &str| only.is_none_or(|o| o == part);
+    if wanted("offline") {
+        table.extend(bench.offline(runs));
+    }
+    if wanted("online") {
+        table.extend(bench.online(runs));
+    }
+    if wanted("push") {
+        table.extend(bench.push(if smoke { 2 } else { 20 }));
+    }
     let footprint = bench.footprint();
     let report = render(&table, &footprint);
     println!("\n{report}");
