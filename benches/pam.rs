@@ -373,7 +373,9 @@ impl Bench {
         let release_so = self.module.parent().and_then(|d| d.parent()).map(|d| d.join("libpam_authy.so"));
         let so = release_so.filter(|p| p.exists()).unwrap_or_else(|| self.module.clone());
         let so_bytes = std::fs::metadata(&so).map(|m| m.len()).unwrap_or(0);
-        let config = self.config("footprint.toml", &self.sandbox.url());
+        // By host name, so the resolver's threads are part of what must be gone afterwards.
+        let by_name = self.sandbox.url().replace("127.0.0.1", "localhost");
+        let config = self.config("footprint.toml", &by_name);
         self.service("footprint", &format!("{} config={}", self.module.display(), config.display()));
         let token = self.sandbox.current_token(self.authy_id).expect("token");
         let output = std::process::Command::new(std::env::current_exe().expect("exe"))
@@ -388,6 +390,8 @@ impl Bench {
             let mut parts = line.split_whitespace().skip(1).filter_map(|p| p.parse().ok());
             Some((parts.next()?, parts.next()?))
         };
+        let code = text.lines().find_map(|l| l.strip_prefix("code ")).unwrap_or("?");
+        assert_eq!(code, "0", "the footprint login must succeed: {text}");
         Footprint { so_bytes, rss_kib: field("rss"), threads: field("threads"), fds: field("fds") }
     }
 }
