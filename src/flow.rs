@@ -325,37 +325,15 @@ impl Session<'_, '_> {
     }
 
     fn run(&mut self, method: Method) -> Decision {
-        match self.first_step(method) {
-            Ok(Some(typed)) => self.handle_typed(typed),
-            Ok(None) => self.prompt_loop(),
-            Err(decision) => decision,
-        }
-    }
-
-    /// What `method` does before the first prompt; may hand over text the user typed.
-    fn first_step(&mut self, method: Method) -> Result<Option<Secret>, Decision> {
-        match method {
+        let first = match method {
             Method::Prompt => Ok(None),
             Method::Sms => self.request_channel(Channel::Sms).map(|()| None),
             Method::Call => self.request_channel(Channel::Call).map(|()| None),
-            Method::Push => match self.push() {
-                PushEnd::Approved => Err(self.decision(Outcome::Verified(Factor::Push), "push_approved")),
-                PushEnd::Final(decision) => Err(decision),
-                PushEnd::Typed(text) => Ok(Some(text)),
-                PushEnd::NotSent => Ok(None),
-                PushEnd::NotApproved(why) => {
-                    self.failed_try(why)?;
-                    Ok(None)
-                }
-            },
-        }
-    }
-
-    fn handle_typed(&mut self, typed: Secret) -> Decision {
-        match self.answer(&typed) {
-            Ok(Some(decision)) => decision,
+            Method::Push => self.push_step(),
+        };
+        match first {
+            Ok(Some(decision)) | Err(decision) => decision,
             Ok(None) => self.prompt_loop(),
-            Err(decision) => decision,
         }
     }
 
@@ -381,17 +359,23 @@ impl Session<'_, '_> {
                 Ok(None)
             }
             Answer::Channel(channel) => self.request_channel(channel).map(|()| None),
-            Answer::Push => match self.push() {
-                PushEnd::Approved => Ok(Some(self.decision(Outcome::Verified(Factor::Push), "push_approved"))),
-                PushEnd::Final(decision) => Err(decision),
-                PushEnd::Typed(text) => self.answer(&text),
-                PushEnd::NotSent => Ok(None),
-                PushEnd::NotApproved(why) => {
-                    self.failed_try(why)?;
-                    Ok(None)
-                }
-            },
+            Answer::Push => self.push_step(),
             Answer::Token(token) => self.verify(&token),
+        }
+    }
+
+    /// Sends a push and says what it means: Ok(Some) ends the authentication, Ok(None) goes
+    /// back to the prompt, and text typed at the push prompt is answered like any other.
+    fn push_step(&mut self) -> Result<Option<Decision>, Decision> {
+        match self.push() {
+            PushEnd::Approved => Ok(Some(self.decision(Outcome::Verified(Factor::Push), "push_approved"))),
+            PushEnd::Final(decision) => Err(decision),
+            PushEnd::Typed(text) => self.answer(&text),
+            PushEnd::NotSent => Ok(None),
+            PushEnd::NotApproved(why) => {
+                self.failed_try(why)?;
+                Ok(None)
+            }
         }
     }
 
