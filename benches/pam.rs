@@ -10,11 +10,15 @@
 
 #![allow(clippy::disallowed_methods)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{TestDir, current_user as user, module_path};
+
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig};
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
 use pam_harness::{Items, Message, PAM_SUCCESS, Reply};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -127,30 +131,6 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn user() -> String {
-    nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| "root".into())
-}
-
-fn private_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    dir
-}
-
-fn write(path: &Path, text: &str, mode: u32) {
-    std::fs::write(path, text).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    let deps = exe.parent().expect("deps");
-    [deps.join("libpam_authy.so"), deps.join("../libpam_authy.so")]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("libpam_authy.so next to the bench (cargo bench builds it)")
-}
-
 fn answer(texts: Vec<String>) -> impl FnMut(&Message) -> Reply {
     let mut texts = texts.into_iter();
     move |m: &Message| if m.style.is_prompt() { Reply::Text(texts.next().unwrap_or_default()) } else { Reply::text("") }
@@ -158,7 +138,7 @@ fn answer(texts: Vec<String>) -> impl FnMut(&Message) -> Reply {
 
 struct Bench {
     module: PathBuf,
-    dir: tempfile::TempDir,
+    dir: TestDir,
     sandbox: Sandbox,
     authy_id: u64,
 }
@@ -168,18 +148,16 @@ impl Bench {
         let sandbox =
             Sandbox::start(SandboxConfig { api_key: API_KEY.into(), ..SandboxConfig::default() }).expect("sandbox");
         let authy_id = sandbox.add_user("bench@example.org", "555-000-1234", 1);
-        let dir = private_dir();
-        std::fs::create_dir(dir.path().join("pam.d")).expect("pam.d");
-        write(&dir.path().join("ca.pem"), &sandbox.ca_pem(), 0o644);
+        let dir = TestDir::new();
+        dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
         Bench { module: module_path(), dir, sandbox, authy_id }
     }
 
     fn confdir(&self) -> PathBuf {
-        self.dir.path().join("pam.d")
+        self.dir.confdir()
     }
 
     fn config(&self, name: &str, url: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
         let text = format!(
             "[api]\nurl = \"{url}\"\napi_key = \"{API_KEY}\"\nca_file = \"{}\"\ntimeout_secs = 5\n[auth]\nmax_tries = 1\n[offline]\nstate_dir = \"{}\"\nmax_failures = 100\n[users]\n\"{}\" = {{ authy_id = {}, offline_secret = \"{SEED}\" }}\n",
             self.dir.path().join("ca.pem").display(),
@@ -187,12 +165,15 @@ impl Bench {
             user(),
             self.authy_id
         );
-        write(&path, &text, 0o600);
-        path
+        self.dir.write(name, &text, 0o600)
     }
 
     fn service(&self, name: &str, line: &str) {
-        write(&self.confdir().join(name), &format!("auth required {line}\naccount required pam_permit.so\n"), 0o644);
+        self.dir.write(
+            &format!("pam.d/{name}"),
+            &format!("auth required {line}\naccount required pam_permit.so\n"),
+            0o644,
+        );
     }
 
     fn run(&self, service: &str, answers: Vec<String>) -> (Duration, i32) {
@@ -213,7 +194,11 @@ impl Bench {
     }
 
     fn reset_google(&self) {
-        write(&self.google_file(), &format!("{SEED}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n\" WINDOW_SIZE 3\n"), 0o600);
+        self.dir.write(
+            "google_authenticator",
+            &format!("{SEED}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n\" WINDOW_SIZE 3\n"),
+            0o600,
+        );
     }
 
     fn offline(&self, runs: usize) -> Vec<Row> {
@@ -317,7 +302,7 @@ impl Bench {
             let text = std::fs::read_to_string(self.config("push-base.toml", &self.sandbox.url()))
                 .expect("config")
                 .replace("max_tries = 1", &format!("max_tries = 1\npush_poll_ms = {poll_ms}\npush_timeout_secs = 30"));
-            write(&config, &text, 0o600);
+            self.dir.write(&format!("push{poll_ms}.toml"), &text, 0o600);
             let service = format!("push{poll_ms}");
             self.service(&service, &format!("{} config={} method=push", self.module.display(), config.display()));
             self.sandbox.set_push_scenario(FaultScope::User(self.authy_id), PushScenario::Manual);

@@ -27,4 +27,6 @@ pub mod sanitize;
 pub mod secret;
 pub mod secure_fs;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod users;

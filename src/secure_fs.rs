@@ -248,15 +248,11 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
-    fn private_dir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        dir
-    }
+    use crate::test_support::{private_dir, set_mode};
 
     fn write(path: &Path, text: &str, mode: u32) {
         std::fs::write(path, text).expect("write");
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        set_mode(path, mode);
     }
 
     #[test]
