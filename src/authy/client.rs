@@ -220,11 +220,41 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     crate::sanitize::display_text(&text, 200)
 }
 
+/// True when the chain holds a failure the network itself can cause (a reset, an EOF without
+/// TLS close_notify, a timeout). A reply that is not HTTP, or a body cut short after a clean
+/// TLS close, can only come from the authenticated peer: that is a bad reply, not an outage.
+fn network_failure_in(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    if let Some(http) = error.downcast_ref::<reqwest::Error>()
+        && (http.is_timeout() || http.is_connect())
+    {
+        return true;
+    }
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        let network = io.raw_os_error().is_some()
+            || matches!(
+                io.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::ConnectionRefused
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::NotConnected
+                    | ErrorKind::TimedOut
+                    | ErrorKind::WouldBlock
+            );
+        if network || io.get_ref().is_some_and(|inner| network_failure_in(inner)) {
+            return true;
+        }
+    }
+    error.source().is_some_and(network_failure_in)
+}
+
 fn classify(error: reqwest::Error) -> ApiError {
     if let Some(tls) = tls_error_in(&error) {
         return ApiError::Tls(tls);
     }
-    if error.is_timeout() || error.is_connect() || error.is_request() || error.is_body() {
+    if error.is_timeout() || error.is_connect() || network_failure_in(&error) {
         return ApiError::Unreachable(describe(&error));
     }
     ApiError::Protocol(describe(&error))
@@ -234,5 +264,8 @@ fn classify_io(error: &std::io::Error) -> ApiError {
     if let Some(tls) = tls_error_in(error) {
         return ApiError::Tls(tls);
     }
-    ApiError::Unreachable(describe(error))
+    if network_failure_in(error) {
+        return ApiError::Unreachable(describe(error));
+    }
+    ApiError::Protocol(describe(error))
 }
