@@ -1,0 +1,189 @@
+//! Support shared by the adversarial suites (tests/adversarial_*.rs): a raw TLS server that
+//! answers any bytes we choose (invalid UTF-8, redirects, bodies the sandbox cannot express),
+//! a plain TCP listener that only counts who connects (a proxy or an http:// redirect target
+//! that must never be reached), and the re-execution of the test binary as a child process
+//! for checks that need their own environment, user or mount namespace.
+#![allow(dead_code)]
+
+use authy_sandbox::tls::{TestCa, Validity};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Set in a child process started by `run_child`: names the role the child plays.
+pub const CHILD_ROLE: &str = "PAM_AUTHY_ADVERSARIAL_CHILD";
+
+/// The role this process was started for, if it is a child of `run_child`.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// Runs the test `test` of this very binary in a child process with `role` and `env` set
+/// (nothing else of the parent's environment is removed). Returns its output.
+pub fn run_child(test: &str, role: &str, env: &[(&str, String)]) -> Output {
+    child_command(test, role, env).output().expect("run the child test")
+}
+
+/// The command `run_child` runs, for callers that wrap it (unshare, setpriv).
+pub fn child_command(test: &str, role: &str, env: &[(&str, String)]) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = Command::new(exe);
+    command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ROLE, role);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Both output streams of a child, for assertion messages.
+pub fn output_text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Stops an accept loop and joins its thread on drop.
+struct Stopper {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    mut serve: impl FnMut(TcpStream) + Send + 'static,
+) -> JoinHandle<()> {
+    listener.set_nonblocking(true).expect("nonblocking listener");
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+                    serve(stream);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+/// A TCP listener on loopback that accepts and counts connections and answers nothing.
+pub struct Tripwire {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    _stopper: Stopper,
+}
+
+impl Tripwire {
+    pub fn start() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind tripwire");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let counter = connections.clone();
+        let thread = accept_loop(listener, stop.clone(), move |stream| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        });
+        Tripwire { addr, connections, _stopper: Stopper { stop, thread: Some(thread) } }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// An HTTPS server on loopback that answers every request with the same raw bytes (status
+/// line, headers and body exactly as given) and records each request line.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    ca_pem: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    _stopper: Stopper,
+}
+
+impl RawServer {
+    pub fn start(response: Vec<u8>) -> RawServer {
+        let ca = TestCa::generate("adversarial raw server CA").expect("CA");
+        let leaf = ca.issue(&["localhost", "127.0.0.1"], Validity::Current).expect("leaf");
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).collect::<Result<_, _>>().expect("cert pem");
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key pem");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind raw server");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = requests.clone();
+        let thread = accept_loop(listener, stop.clone(), move |stream| {
+            let Ok(connection) = rustls::ServerConnection::new(config.clone()) else { return };
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+            seen.lock().expect("requests").push(line);
+            let _ = tls.write_all(&response);
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        RawServer { addr, ca_pem: ca.cert_pem().to_owned(), requests, _stopper: Stopper { stop, thread: Some(thread) } }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The request lines received so far (`GET /path HTTP/1.1`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("requests").clone()
+    }
+}
+
+/// A whole HTTP/1.1 response with a Content-Length, `Connection: close`, and `body` as is.
+pub fn http_response(status_line: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut response = format!("HTTP/1.1 {status_line}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for header in headers {
+        response.push_str(header);
+        response.push_str("\r\n");
+    }
+    response.push_str("\r\n");
+    let mut bytes = response.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
