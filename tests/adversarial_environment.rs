@@ -1,0 +1,157 @@
+//! Class 3 of the adversarial suite: the environment never steers the client.
+//!
+//! Under sudo the module runs with the invoking user's environment, so every variable a TLS
+//! or HTTP stack might read is attacker-controlled: proxies (`HTTPS_PROXY`, `https_proxy`,
+//! `ALL_PROXY`, `NO_PROXY`...), trust anchors (`SSL_CERT_FILE`, `SSL_CERT_DIR`...), key logs
+//! (`SSLKEYLOGFILE`) and log switches (`RUST_LOG`). Each check authenticates in a child
+//! process (this test binary re-run) whose environment holds them; the sandbox stays in the
+//! parent. Proxies come only from `[api] proxy`, trust anchors only from `ca_file` and the
+//! fixed system bundle.
+
+#![allow(clippy::disallowed_methods)]
+
+mod adversarial_support;
+mod common;
+
+use adversarial_support::{Tripwire, child_role, output_text, run_child};
+use common::*;
+use pam_harness::{PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, Reply};
+
+const CHILD_TEST: &str = "child_authenticates_as_told_by_its_parent";
+
+/// The child side: authenticates once with the stack, user and answer its parent names, and
+/// prints the PAM code. Does nothing (and passes) when run as an ordinary test.
+#[test]
+fn child_authenticates_as_told_by_its_parent() {
+    if child_role().as_deref() != Some("authenticate") {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set by the parent"));
+    let confdir = std::path::PathBuf::from(var("ADV_CONFDIR"));
+    let answer = var("ADV_ANSWER");
+    let items = pam_harness::Items { rhost: Some("192.0.2.10".into()), tty: Some("ssh".into()), ruser: None };
+    let result = pam_harness::authenticate(Some(&confdir), "svc", &var("ADV_USER"), &items, &mut |m| {
+        if m.style.is_prompt() { Reply::Text(answer.clone()) } else { Reply::text("") }
+    })
+    .expect("pam_start");
+    println!("CHILD-RESULT {}", result.code);
+    print!("{}", result.text());
+}
+
+/// Runs the child with `env` and returns its PAM code and whole output.
+fn authenticate_in_child(dir: &TestDir, answer: &str, env: &[(&str, String)]) -> (i32, String) {
+    let mut all = vec![
+        ("ADV_CONFDIR", dir.confdir().display().to_string()),
+        ("ADV_USER", current_user()),
+        ("ADV_ANSWER", answer.to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    let output = run_child(CHILD_TEST, "authenticate", &all);
+    let text = output_text(&output);
+    let code = text
+        .lines()
+        .find_map(|line| line.split_once("CHILD-RESULT ").map(|(_, code)| code))
+        .and_then(|code| code.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the child printed no result: {text}"));
+    (code, text)
+}
+
+fn proxy_variables(url: &str) -> Vec<(&'static str, String)> {
+    ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .map(|name| (name, url.to_owned()))
+        .collect()
+}
+
+#[test]
+fn proxy_variables_are_ignored_when_the_config_names_no_proxy() {
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), ""));
+    dir.service("svc", "");
+    let proxy = Tripwire::start();
+    let mut env = proxy_variables(&proxy.url());
+    env.push(("NO_PROXY", "nothing.invalid".into()));
+    env.push(("no_proxy", "nothing.invalid".into()));
+    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
+    assert_eq!(code, PAM_SUCCESS, "{text}");
+    assert_eq!(proxy.connections(), 0, "the module went through the proxy of the environment");
+}
+
+#[test]
+fn the_configured_proxy_is_used_whatever_no_proxy_says() {
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    let configured = Tripwire::start();
+    let from_env = Tripwire::start();
+    let extra = format!("proxy = \"{}\"", configured.url());
+    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
+        .replace("timeout_secs = 5\n", &format!("timeout_secs = 5\n{extra}\n"));
+    dir.write_config(&text);
+    dir.service("svc", "");
+    let mut env = proxy_variables(&from_env.url());
+    env.push(("NO_PROXY", "*".into()));
+    env.push(("no_proxy", "127.0.0.1,localhost".into()));
+    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
+    // The tripwire is no real proxy: the login cannot complete, and it must not be let in.
+    assert_eq!(code, PAM_AUTHINFO_UNAVAIL, "{text}");
+    assert!(configured.connections() >= 1, "the configured proxy was bypassed: {text}");
+    assert_eq!(from_env.connections(), 0);
+    assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
+}
+
+/// The sandbox's CA is offered through every variable a TLS stack might read, while the
+/// config names no `ca_file`: the server must stay untrusted.
+#[test]
+fn trust_anchor_variables_are_ignored() {
+    if !pam_authy::authy::trust::system_bundle_present() {
+        eprintln!("skipped: no system CA bundle, so a config without ca_file cannot be built");
+        return;
+    }
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    let ca = dir.write("env-ca.pem", &sandbox.ca_pem(), 0o644);
+    let ca_dir = dir.path().join("certs");
+    std::fs::create_dir(&ca_dir).expect("mkdir");
+    std::fs::write(ca_dir.join("ca.pem"), sandbox.ca_pem()).expect("write");
+    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "[auth]\nfailmode = \"safe\"");
+    let text: String = text.lines().filter(|l| !l.starts_with("ca_file")).map(|l| format!("{l}\n")).collect();
+    dir.write_config(&text);
+    dir.service("svc", "");
+    let ca = ca.display().to_string();
+    let env = vec![
+        ("SSL_CERT_FILE", ca.clone()),
+        ("SSL_CERT_DIR", ca_dir.display().to_string()),
+        ("REQUESTS_CA_BUNDLE", ca.clone()),
+        ("CURL_CA_BUNDLE", ca.clone()),
+        ("NIX_SSL_CERT_FILE", ca.clone()),
+        ("GIT_SSL_CAINFO", ca),
+    ];
+    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
+    assert_eq!(code, PAM_AUTH_ERR, "the environment made the sandbox trusted: {text}");
+    assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
+}
+
+/// `SSLKEYLOGFILE` would hand the session keys (and with them the token and the API key on
+/// the wire) to whoever names the file; `RUST_LOG` and friends must not make the module talk.
+#[test]
+fn key_log_and_log_switches_are_ignored() {
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), ""));
+    dir.service("svc", "");
+    let keylog = dir.path().join("keys.log");
+    let env = vec![
+        ("SSLKEYLOGFILE", keylog.display().to_string()),
+        ("RUST_LOG", "trace".into()),
+        ("RUST_LOG_STYLE", "always".into()),
+        ("RUST_BACKTRACE", "full".into()),
+        ("TOKIO_WORKER_THREADS", "64".into()),
+    ];
+    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
+    assert_eq!(code, PAM_SUCCESS, "{text}");
+    assert!(!keylog.exists(), "TLS session keys were written to {}", keylog.display());
+    for word in ["TRACE", "DEBUG", "rustls", "reqwest", "hyper", "tokio", API_KEY] {
+        assert!(!text.contains(word), "the module printed {word:?}: {text}");
+    }
+}
