@@ -293,3 +293,18 @@ fn the_debian_profile_puts_authy_after_the_password_in_common_auth() {
     let verified = sandbox.requests().iter().filter(|r| r.route_path.starts_with("/protected/json/verify/")).count();
     assert_eq!(verified, 1);
 }
+
+/// Not root-only: a new file in pam.d-examples must come with a test that installs it.
+#[test]
+fn every_shipped_example_is_used_by_an_end_to_end_test() {
+    let sources = [include_str!("e2e_sshd.rs"), include_str!("e2e_sudo.rs")];
+    let mut names: Vec<String> = std::fs::read_dir(e2e::EXAMPLES)
+        .expect("pam.d-examples")
+        .map(|entry| entry.expect("entry").file_name().into_string().expect("utf-8 name"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 9, "{names:?}");
+    let unused: Vec<&String> =
+        names.iter().filter(|name| !sources.iter().any(|s| s.contains(&format!("\"{name}\"")))).collect();
+    assert!(unused.is_empty(), "examples no end-to-end test installs: {unused:?}");
+}
