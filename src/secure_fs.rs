@@ -224,17 +224,47 @@ pub fn open_file_in(dir: &OwnedFd, name: &Path, path: &Path, flags: OFlag) -> Re
     Ok(fd)
 }
 
+/// Reads at most `limit + 1` bytes into a buffer sized from `hint`. These files hold API keys
+/// and seeds: a buffer that is outgrown is wiped before it is freed (`read_to_end` would free
+/// it as it is), and the read chunk is wiped too.
+fn read_wiping(file: &mut std::fs::File, hint: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let first = usize::try_from(hint.saturating_add(1)).unwrap_or(usize::MAX).min(most);
+    let mut bytes = Vec::with_capacity(first);
+    let mut chunk = zeroize::Zeroizing::new([0u8; 4096]);
+    while bytes.len() < most {
+        let room = (most - bytes.len()).min(chunk.len());
+        let read = match file.read(&mut chunk[..room]) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                zeroize::Zeroize::zeroize(&mut bytes);
+                return Err(error);
+            }
+        };
+        if bytes.len() + read > bytes.capacity() {
+            let size = bytes.capacity().saturating_mul(2).max(bytes.len() + read).min(most);
+            let mut grown = Vec::with_capacity(size);
+            grown.extend_from_slice(&bytes);
+            zeroize::Zeroize::zeroize(&mut bytes);
+            bytes = grown;
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+    }
+    Ok(bytes)
+}
+
 /// Reads a whole file after checking the path, the directory and the file itself.
 pub fn read_file(path: &Path, limit: u64) -> Result<CheckedFile, FileError> {
     let (dir_path, name) = split_file_path(path)?;
     let dir = open_dir(dir_path)?;
     let fd = open_file_in(&dir, name, path, OFlag::O_RDONLY)?;
-    let mode = fstat(fd.as_fd()).map_err(|e| io_error(path, e))?.st_mode & 0o7777;
+    let stat = fstat(fd.as_fd()).map_err(|e| io_error(path, e))?;
+    let mode = stat.st_mode & 0o7777;
     let mut file = std::fs::File::from(fd);
-    let mut bytes = Vec::new();
-    file.by_ref()
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
+    let hint = u64::try_from(stat.st_size).unwrap_or(0);
+    let mut bytes = read_wiping(&mut file, hint, limit)
         .map_err(|e| io_error(path, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     if bytes.len() as u64 > limit {
         zeroize::Zeroize::zeroize(&mut bytes);
