@@ -82,6 +82,16 @@ fn describe_config(config: &Config) -> String {
     )
 }
 
+/// The `[users]` keys that are not the canonical name of an existing account.
+fn stray_users<'c>(config: &'c Config, accounts: &dyn pam_authy::users::AccountDb) -> Vec<&'c str> {
+    config
+        .users
+        .keys()
+        .filter(|name| !matches!(accounts.account(name), Ok(Some(account)) if account.name == **name))
+        .map(String::as_str)
+        .collect()
+}
+
 /// Valid settings that let someone in without a second factor, or lock everyone out.
 fn risky_settings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -119,6 +129,16 @@ fn risky_settings(config: &Config) -> Vec<String> {
                 list(&without, 10),
             ));
         }
+    }
+    let stray = stray_users(config, &pam_authy::users::SystemAccounts);
+    if !stray.is_empty() {
+        // The module maps by canonical account name: such an entry protects nobody, and under
+        // `ignore` the account it was meant for logs in without a second factor.
+        warnings.push(format!(
+            "[users] names no existing account, or not by its canonical name: {} (the module \
+             maps `getpwnam` names exactly, case included)",
+            list(&stray, 10),
+        ));
     }
     if let Some(proxy) = &config.api.proxy
         && proxy.starts_with("http://")

@@ -183,7 +183,7 @@ fn risky_settings_are_warnings_on_stderr_and_do_not_fail_the_check() {
     dir.write_config(&config_for(
         &dir,
         &sandbox,
-        "[auth]\nfailmode = \"safe\"\nunmapped_users = \"ignore\"\n\n[users]\nalice = 1\n",
+        "[auth]\nfailmode = \"safe\"\nunmapped_users = \"ignore\"\n\n[users]\nroot = 1\n",
     ));
     let run = dir.cli("check", &[]);
     assert!(run.ok(), "{}", run.all());
@@ -202,13 +202,13 @@ fn users_without_an_offline_secret_are_named_when_failmode_is_secure() {
     dir.write_config(&config_for(
         &dir,
         &sandbox,
-        "[users]\nalice = 1\nbob = { authy_id = 2, offline_secret = \"JBSWY3DPEHPK3PXP\" }\ncarol = 3\n",
+        "[users]\nroot = 1\ndaemon = { authy_id = 2, offline_secret = \"JBSWY3DPEHPK3PXP\" }\nbin = 3\n",
     ));
     let run = dir.cli("check", &[]);
     assert!(run.ok(), "{}", run.all());
     let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("2 of 3 users have no offline_secret (alice, carol)"), "{}", warnings[0]);
+    assert!(warnings[0].contains("2 of 3 users have no offline_secret (bin, root)"), "{}", warnings[0]);
     assert!(!run.all().contains("JBSWY3DPEHPK3PXP"));
 }
 
@@ -261,4 +261,17 @@ fn a_relative_config_path_is_resolved_against_the_working_directory() {
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn users_that_are_not_canonical_account_names_are_named() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, "[users]\nroot = 1\nRoot = 2\nno-such-account-x = 3\n"));
+    let run = dir.cli("check", &["--no-api"]);
+    assert!(run.ok(), "{}", run.all());
+    let stray: Vec<&str> = run.warnings().into_iter().filter(|w| w.contains("canonical name")).collect();
+    assert_eq!(stray.len(), 1, "{}", run.stderr);
+    assert!(stray[0].contains("Root, no-such-account-x"), "{}", stray[0]);
+    assert!(!stray[0].contains("root,"), "{}", stray[0]);
 }
