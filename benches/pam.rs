@@ -144,6 +144,7 @@ struct Bench {
     dir: TestDir,
     sandbox: Sandbox,
     authy_id: u64,
+    next_step: std::cell::Cell<u64>,
 }
 
 impl Bench {
@@ -153,7 +154,7 @@ impl Bench {
         let authy_id = sandbox.add_user("bench@example.org", "555-000-1234", 1);
         let dir = TestDir::new();
         dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
-        Bench { module: module_path(), dir, sandbox, authy_id }
+        Bench { module: module_path(), dir, sandbox, authy_id, next_step: std::cell::Cell::new(0) }
     }
 
     fn confdir(&self) -> PathBuf {
@@ -292,21 +293,27 @@ impl Bench {
             .collect()
     }
 
+    /// A sandbox time in a time step no login of this run has used, so that the sandbox never
+    /// sees a reused token.
+    fn fresh_time(&self) -> u64 {
+        let step = self.next_step.get();
+        self.next_step.set(step + 2);
+        now() + 60 * step
+    }
+
     fn online_pairs(&self, runs: usize) -> (Stats, Stats) {
         let config = self.config("online.toml", &self.sandbox.url());
         self.service("ours-online", &format!("{} config={}", self.module.display(), config.display()));
         let api = pam_authy::config::Config::load(&config).expect("config").api;
         let id = pam_authy::config::AuthyId::new(self.authy_id).expect("id");
-        let base = now();
         let (mut ours, mut baseline) = (Vec::new(), Vec::new());
         for i in 0..runs + 3 {
-            // A fresh time step per login, so the sandbox never sees a reused token.
-            let t = base + 60 * (2 * i as u64);
+            let t = self.fresh_time();
             self.sandbox.set_clock(Some(t));
             let token = self.sandbox.token_at(self.authy_id, t).expect("token");
             let (ours_time, code) = self.run("ours-online", vec![token]);
             assert_eq!(code, PAM_SUCCESS, "online path");
-            let t = base + 60 * (2 * i as u64 + 1);
+            let t = self.fresh_time();
             self.sandbox.set_clock(Some(t));
             let token = pam_authy::authy::Token::parse(&self.sandbox.token_at(self.authy_id, t).expect("token"))
                 .expect("token");
