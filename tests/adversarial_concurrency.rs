@@ -11,7 +11,7 @@ use common::*;
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
 use pam_authy::state::UserState;
-use pam_harness::{Message, PAM_MAXTRIES, PAM_SUCCESS, Reply};
+use pam_harness::{PAM_MAXTRIES, PAM_SUCCESS};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,17 +27,7 @@ fn code(at: u64) -> String {
 }
 
 fn offline_login(dir: &TestDir, code: &str) -> i32 {
-    let code = code.to_owned();
-    dir.authenticate("svc", &current_user(), &mut |m: &Message| {
-        if !m.style.is_prompt() {
-            Reply::text("")
-        } else if m.text.contains("Offline code") {
-            Reply::Text(code.clone())
-        } else {
-            Reply::text("1234567")
-        }
-    })
-    .code
+    dir.authenticate("svc", &current_user(), &mut token_then_offline("1234567", vec![code.to_owned(); 10])).code
 }
 
 #[test]

@@ -21,7 +21,7 @@ use adversarial_support::{child_command, child_role, output_text};
 use common::*;
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
-use pam_harness::{Message, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, Reply};
+use pam_harness::{PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, Reply};
 use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -114,16 +114,7 @@ fn offline_dir(state_dir: &Path, extra: &str) -> TestDir {
 }
 
 fn offline_login(dir: &TestDir) -> pam_harness::AuthResult {
-    let code = offline_code();
-    dir.authenticate("svc", &current_user(), &mut |m: &Message| {
-        if !m.style.is_prompt() {
-            Reply::text("")
-        } else if m.text.contains("Offline code") {
-            Reply::Text(code.clone())
-        } else {
-            Reply::text("1234567")
-        }
-    })
+    dir.authenticate("svc", &current_user(), &mut token_then_offline("1234567", vec![offline_code(); 10]))
 }
 
 #[test]

@@ -48,21 +48,6 @@ fn setup_down(extra: &str) -> (TestDir, Sandbox) {
     (setup_with_url(&sandbox, id, &url, extra), sandbox)
 }
 
-/// Answers the token prompt with `token`, then each offline prompt with the next code.
-fn token_then_offline(token: &str, codes: Vec<String>) -> impl FnMut(&Message) -> Reply {
-    let token = token.to_owned();
-    let mut codes = codes.into_iter();
-    move |m: &Message| {
-        if !m.style.is_prompt() {
-            Reply::text("")
-        } else if m.text.contains("Offline code") {
-            Reply::Text(codes.next().unwrap_or_else(|| panic!("unexpected offline prompt")))
-        } else {
-            Reply::Text(token.clone())
-        }
-    }
-}
-
 #[test]
 fn an_unreachable_api_falls_back_to_the_offline_code() {
     let (dir, _sandbox) = setup_down("");

@@ -166,3 +166,19 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
+
+/// Answers the token prompt with `token`, then each offline-code prompt with the next of
+/// `codes` (the API being unreachable); info and error messages get "".
+pub fn token_then_offline(token: &str, codes: Vec<String>) -> impl FnMut(&Message) -> Reply + use<> {
+    let token = token.to_owned();
+    let mut codes = codes.into_iter();
+    move |m: &Message| {
+        if !m.style.is_prompt() {
+            Reply::text("")
+        } else if m.text.contains("Offline code") {
+            Reply::Text(codes.next().unwrap_or_else(|| panic!("unexpected offline prompt {:?}", m.text)))
+        } else {
+            Reply::Text(token.clone())
+        }
+    }
+}
