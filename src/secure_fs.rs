@@ -129,6 +129,19 @@ fn check_ancestor(path: &Path, stat: &FileStat) -> Result<(), FileError> {
     Ok(())
 }
 
+/// A directory as a descriptor saw it: a directory, trusted owner, writable by nobody else.
+pub fn check_private_dir(path: &Path, stat: &FileStat) -> Result<(), FileError> {
+    if !is_dir(stat) {
+        return Err(FileError::NotDirectory(path.to_path_buf()));
+    }
+    check_strict(path, stat)
+}
+
+/// The errno of an I/O error, EIO when it carries none.
+pub fn errno_of(error: &std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
 fn check_strict(path: &Path, stat: &FileStat) -> Result<(), FileError> {
     check_owner(path, stat)?;
     if stat.st_mode & 0o022 != 0 {
@@ -264,8 +277,7 @@ pub fn read_file(path: &Path, limit: u64) -> Result<CheckedFile, FileError> {
     let mode = stat.st_mode & 0o7777;
     let mut file = std::fs::File::from(fd);
     let hint = u64::try_from(stat.st_size).unwrap_or(0);
-    let mut bytes = read_wiping(&mut file, hint, limit)
-        .map_err(|e| io_error(path, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    let mut bytes = read_wiping(&mut file, hint, limit).map_err(|e| io_error(path, errno_of(&e)))?;
     if bytes.len() as u64 > limit {
         zeroize::Zeroize::zeroize(&mut bytes);
         return Err(FileError::TooLarge { path: path.to_path_buf(), limit });

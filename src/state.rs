@@ -11,10 +11,10 @@
 //! The files hold no secret; errors name the user (sanitised) and the path.
 
 use crate::sanitize::display_text;
-use crate::secure_fs::{FileError, open_dir, open_file_in, split_file_path};
+use crate::secure_fs::{FileError, check_private_dir, errno_of, open_dir, open_file_in, split_file_path};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::sys::stat::{Mode, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -196,29 +196,6 @@ fn file_stem(user: &str) -> Result<String, StateError> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn io_errno(error: &std::io::Error) -> Errno {
-    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
-}
-
-fn trusted_owner(uid: u32) -> bool {
-    uid == 0 || uid == nix::unistd::geteuid().as_raw()
-}
-
-/// The state directory as opened: a directory, owned by root or the running user, writable
-/// by nobody else.
-fn check_dir(path: &Path, stat: &FileStat) -> Result<(), FileError> {
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
-        return Err(FileError::NotDirectory(path.to_path_buf()));
-    }
-    if !trusted_owner(stat.st_uid) {
-        return Err(FileError::UntrustedOwner { path: path.to_path_buf(), uid: stat.st_uid });
-    }
-    if stat.st_mode & 0o022 != 0 {
-        return Err(FileError::Writable { path: path.to_path_buf(), mode: stat.st_mode });
-    }
-    Ok(())
-}
-
 /// Per-user state files in one checked directory.
 ///
 /// Locking: each user has a lock file `<hex>.lock` next to `<hex>.json`, locked with `flock`.
@@ -263,7 +240,7 @@ impl FileStateStore {
     fn recheck_dir(&self) -> Result<(), StateError> {
         let stat = fstat(self.dir.as_fd())
             .map_err(|errno| StateError::Dir(FileError::Io { path: self.path.clone(), errno }))?;
-        check_dir(&self.path, &stat).map_err(StateError::Dir)
+        check_private_dir(&self.path, &stat).map_err(StateError::Dir)
     }
 
     fn file_error(user: &str, error: FileError) -> StateError {
@@ -310,7 +287,7 @@ impl FileStateStore {
         std::fs::File::from(fd)
             .take(MAX_STATE_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|error| self.io_error(user, &name, io_errno(&error)))?;
+            .map_err(|error| self.io_error(user, &name, errno_of(&error)))?;
         if bytes.len() as u64 > MAX_STATE_BYTES {
             return Err(Self::file_error(user, FileError::TooLarge { path, limit: MAX_STATE_BYTES }));
         }
@@ -353,8 +330,8 @@ impl FileStateStore {
         let written = (|| {
             fchmod(fd.as_fd(), Mode::from_bits_truncate(0o600))?;
             let mut file = std::fs::File::from(fd);
-            file.write_all(&bytes).map_err(|e| io_errno(&e))?;
-            file.sync_all().map_err(|e| io_errno(&e))?;
+            file.write_all(&bytes).map_err(|e| errno_of(&e))?;
+            file.sync_all().map_err(|e| errno_of(&e))?;
             renameat(&self.dir, temp.as_str(), &self.dir, name.as_str())
         })();
         if let Err(errno) = written {
