@@ -163,6 +163,25 @@ pub type Connect<'a> = dyn Fn(&Config) -> Result<Box<dyn AuthyApi + 'a>, ApiErro
 /// only when the offline fallback or the grace period needs it.
 pub type OpenState<'a> = dyn Fn(&Config) -> Result<Box<dyn StateStore + 'a>, StateError> + 'a;
 
+/// The state store of one authentication: opened (a path walk from `/`) on first use only,
+/// then shared by the grace check, the offline fallback and the grace record.
+struct StateCell<'d> {
+    cell: std::cell::OnceCell<Result<Box<dyn StateStore + 'd>, StateError>>,
+}
+
+impl<'d> StateCell<'d> {
+    fn new() -> Self {
+        StateCell { cell: std::cell::OnceCell::new() }
+    }
+
+    fn get(&self, config: &Config, open: &OpenState<'d>) -> Result<&(dyn StateStore + 'd), StateError> {
+        match self.cell.get_or_init(|| open(config)) {
+            Ok(store) => Ok(store.as_ref()),
+            Err(error) => Err(error.clone()),
+        }
+    }
+}
+
 /// Everything the flow needs from the outside world.
 pub struct Deps<'a> {
     pub conversation: &'a mut dyn Conversation,
@@ -221,7 +240,8 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
         Subject::NoSuchAccount => return Decision::new(Outcome::UnknownUser, "no_such_account"),
     };
     let grace = GracePeriod::new(config, login, &account);
-    let mut decision = if grace.is_some_and(|g| g.still_valid(deps)) {
+    let state = StateCell::new();
+    let mut decision = if grace.is_some_and(|g| g.still_valid(deps, &state)) {
         Decision::new(Outcome::Verified(Factor::Grace), "grace_period")
     } else {
         let decision = match (deps.connect)(config) {
@@ -234,6 +254,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
                     offline_secret: entry.offline_secret.as_ref(),
                     api: api.as_ref(),
                     deps,
+                    state: &state,
                     tries: 0,
                     channel_requests: 0,
                 };
@@ -242,7 +263,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
             Err(error) => api_failure(config, &error),
         };
         if let (Some(grace), Outcome::Verified(_)) = (grace, decision.outcome) {
-            grace.record(deps);
+            grace.record(deps, &state);
         }
         decision
     };
@@ -297,6 +318,7 @@ struct Session<'s, 'd> {
     offline_secret: Option<&'s Secret>,
     api: &'s dyn AuthyApi,
     deps: &'s mut Deps<'d>,
+    state: &'s StateCell<'d>,
     /// Failed tries so far: wrong or malformed tokens, denied or expired pushes.
     tries: u32,
     channel_requests: u32,
@@ -410,7 +432,7 @@ impl Session<'_, '_> {
         let Some(secret) = self.offline_secret else {
             return self.decision(Outcome::Unavailable, "api_unreachable");
         };
-        let store = match (self.deps.open_state)(self.config) {
+        let store = match self.state.get(self.config, self.deps.open_state) {
             Ok(store) => store,
             Err(error) => return self.decision(Outcome::ServiceError, format!("offline_state: {error}")),
         };
@@ -634,10 +656,10 @@ impl<'a> GracePeriod<'a> {
     }
 
     /// A state failure means "no grace": the user is asked for a factor.
-    fn still_valid(&self, deps: &Deps<'_>) -> bool {
+    fn still_valid<'d>(&self, deps: &Deps<'d>, state: &StateCell<'d>) -> bool {
         let now = deps.clock.unix_time();
         let mut valid = false;
-        let checked = (deps.open_state)(self.config).and_then(|store| {
+        let checked = state.get(self.config, deps.open_state).and_then(|store| {
             store.update(self.account, &mut |state| {
                 valid = state.grace_valid(self.service, self.rhost, now);
                 false
@@ -653,10 +675,10 @@ impl<'a> GracePeriod<'a> {
         valid
     }
 
-    fn record(&self, deps: &Deps<'_>) {
+    fn record<'d>(&self, deps: &Deps<'d>, state: &StateCell<'d>) {
         let now = deps.clock.unix_time();
         let expires_at = now.saturating_add(self.config.auth.grace.as_secs());
-        let recorded = (deps.open_state)(self.config).and_then(|store| {
+        let recorded = state.get(self.config, deps.open_state).and_then(|store| {
             store.update(self.account, &mut |state| {
                 state.prune(now, self.config.offline.failure_window_secs);
                 state.grant_grace(self.service, self.rhost, expires_at);
