@@ -202,14 +202,7 @@ fn server_text_reaches_the_terminal_without_escapes() {
         let (sandbox, id) = sandbox();
         let dir = setup(&sandbox, id, "", "");
         sandbox.set_fault_times(FaultScope::User(id), Fault::Body(status, body), 1);
-        let mut asked = 0;
-        let result = dir.authenticate("svc", &current_user(), &mut |m: &Message| {
-            if !m.style.is_prompt() {
-                return Reply::text("");
-            }
-            asked += 1;
-            if asked == 1 { Reply::text("sms") } else { Reply::Text(sandbox.current_token(id).expect("token")) }
-        });
+        let result = dir.authenticate("svc", &current_user(), &mut word_then_token("sms", &sandbox, id));
         assert_eq!(result.code, PAM_SUCCESS, "{status}: {}", result.text());
         let texts: Vec<String> = result.transcript.iter().map(|m| m.text.clone()).collect();
         assert_no_control(&texts, &format!("HTTP {status}"));

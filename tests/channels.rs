@@ -115,14 +115,7 @@ fn a_denied_autopush_falls_back_to_the_prompt() {
 fn sms_and_call_send_with_force_and_their_code_verifies() {
     for word in ["sms", "CALL"] {
         let (dir, sandbox, id) = setup("", "");
-        let mut asked = 0;
-        let result = dir.authenticate("svc", &current_user(), &mut |m: &Message| {
-            if !m.style.is_prompt() {
-                return Reply::text("");
-            }
-            asked += 1;
-            if asked == 1 { Reply::text(word) } else { Reply::Text(sandbox.current_token(id).expect("token")) }
-        });
+        let result = dir.authenticate("svc", &current_user(), &mut word_then_token(word, &sandbox, id));
         assert_eq!(result.code, PAM_SUCCESS, "{word}: {}", result.text());
         let path = format!("/protected/json/{}/{id}", word.to_lowercase());
         let sent = sandbox.requests().into_iter().find(|r| r.route_path == path).expect("channel request");
@@ -136,14 +129,7 @@ fn sms_and_call_send_with_force_and_their_code_verifies() {
 fn disabled_sms_is_reported_and_the_user_can_still_type_a_token() {
     let (dir, sandbox, id) = setup("[auth]\nfailmode = \"safe\"", "");
     sandbox.set_sms_enabled(false);
-    let mut asked = 0;
-    let result = dir.authenticate("svc", &current_user(), &mut |m: &Message| {
-        if !m.style.is_prompt() {
-            return Reply::text("");
-        }
-        asked += 1;
-        if asked == 1 { Reply::text("sms") } else { Reply::Text(sandbox.current_token(id).expect("token")) }
-    });
+    let result = dir.authenticate("svc", &current_user(), &mut word_then_token("sms", &sandbox, id));
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
     assert!(result.text().contains("could not be sent"), "{}", result.text());
 }

@@ -182,3 +182,16 @@ pub fn token_then_offline(token: &str, codes: Vec<String>) -> impl FnMut(&Messag
         }
     }
 }
+
+/// Types `word` (push, sms, call) at the first prompt, then the sandbox's current token for
+/// `id` at every later one; info and error messages get "".
+pub fn word_then_token<'a>(word: &'a str, sandbox: &'a Sandbox, id: u64) -> impl FnMut(&Message) -> Reply + 'a {
+    let mut asked = 0;
+    move |m: &Message| {
+        if !m.style.is_prompt() {
+            return Reply::text("");
+        }
+        asked += 1;
+        if asked == 1 { Reply::text(word) } else { Reply::Text(sandbox.current_token(id).expect("token")) }
+    }
+}
