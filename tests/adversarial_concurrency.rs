@@ -38,13 +38,15 @@ fn sixty_four_parallel_logins_accept_one_code_once_and_count_every_failure() {
     }
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
-    let mapping = format!("\"{}\" = {{ authy_id = {id}, offline_secret = \"{SEED}\" }}", current_user());
-    let extra = format!(
-        "[auth]\nmax_tries = 1\n[offline]\nstate_dir = \"{}\"\nmax_failures = 100\nfailure_window_secs = 600",
-        dir.state_dir().display()
+    let text = offline_config(
+        &dir,
+        &sandbox,
+        id,
+        SEED,
+        &dir.state_dir(),
+        "max_tries = 1",
+        "max_failures = 100\nfailure_window_secs = 600",
     );
-    let text = config_for(&dir, &sandbox, &mapping, &extra)
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
     dir.write_config(&text);
     dir.service("svc", "");
 

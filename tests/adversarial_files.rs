@@ -101,13 +101,11 @@ fn offline_code() -> String {
 }
 
 /// The current user mapped with an offline secret, the API unreachable, `state_dir` as given.
-fn offline_dir(state_dir: &Path, extra: &str) -> TestDir {
+/// `auth`: lines for `[auth]`.
+fn offline_dir(state_dir: &Path, auth: &str) -> TestDir {
     let dir = TestDir::new();
     let (sandbox, id) = sandbox();
-    let mapping = format!("\"{}\" = {{ authy_id = {id}, offline_secret = \"{SEED}\" }}", current_user());
-    let extra = format!("{extra}\n[offline]\nstate_dir = \"{}\"\nmax_failures = 100", state_dir.display());
-    let text = config_for(&dir, &sandbox, &mapping, &extra)
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
+    let text = offline_config(&dir, &sandbox, id, SEED, state_dir, auth, "max_failures = 100");
     dir.write_config(&text);
     dir.service("svc", "");
     dir
@@ -120,7 +118,7 @@ fn offline_login(dir: &TestDir) -> pam_harness::AuthResult {
 #[test]
 fn an_unusable_state_directory_refuses_the_offline_code() {
     // /proc/<pid> is a directory we own where no file can be created.
-    let dir = offline_dir(Path::new(&format!("/proc/{}", std::process::id())), "[auth]\nfailmode = \"safe\"");
+    let dir = offline_dir(Path::new(&format!("/proc/{}", std::process::id())), "failmode = \"safe\"");
     let result = offline_login(&dir);
     assert_eq!(result.code, PAM_SERVICE_ERR, "{}", result.text());
 }
@@ -208,7 +206,7 @@ fn a_state_file_swapped_for_a_symlink_during_logins_is_never_followed() {
     let holder = TestDir::new();
     let (state_dir, state) = exhausted_state(&holder);
     let victim = holder.path().join("victim.json");
-    let dir = offline_dir(&state_dir, "[auth]\nmax_tries = 1");
+    let dir = offline_dir(&state_dir, "max_tries = 1");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flipper = {
         let (stop, state, victim, state_dir) = (stop.clone(), state.clone(), victim.clone(), state_dir.clone());
@@ -309,7 +307,7 @@ fn symlinks_anywhere_on_the_config_key_ca_or_state_paths_are_refused() {
             symlink(&real, holder.path().join("state")).expect("symlink");
             holder.path().join("state")
         };
-        let dir = offline_dir(&state_dir, "[auth]\nfailmode = \"safe\"");
+        let dir = offline_dir(&state_dir, "failmode = \"safe\"");
         let result = offline_login(&dir);
         assert_eq!(result.code, PAM_SERVICE_ERR, "state dir (parent link: {parent_link}): {}", result.text());
         assert_eq!(std::fs::read_dir(&real).expect("real").count(), usize::from(parent_link));
@@ -353,7 +351,7 @@ fn group_or_world_writable_parents_are_refused() {
         let parent = holder.path().join("var");
         std::fs::create_dir(&parent).expect("mkdir");
         set_mode(&parent, mode & 0o777);
-        let dir = offline_dir(&parent.join("state"), "[auth]\nfailmode = \"safe\"");
+        let dir = offline_dir(&parent.join("state"), "failmode = \"safe\"");
         let result = offline_login(&dir);
         assert_eq!(result.code, PAM_SERVICE_ERR, "{case} state parent: {}", result.text());
         assert!(!parent.join("state").exists(), "{case}: the state dir was created under a writable parent");
@@ -379,7 +377,7 @@ fn files_and_directories_owned_by_another_user_are_refused() {
 
     let holder = TestDir::new();
     let (state_dir, state) = exhausted_state(&holder);
-    let dir = offline_dir(&state_dir, "[auth]\nfailmode = \"safe\"");
+    let dir = offline_dir(&state_dir, "failmode = \"safe\"");
     chown(&state);
     let result = offline_login(&dir);
     assert_eq!(result.code, PAM_SERVICE_ERR, "state file owned by nobody: {}", result.text());

@@ -58,10 +58,7 @@ fn every_main_path_through_libpam_and_the_module() {
     sandbox.set_fault(FaultScope::User(id), None);
 
     let offline = TestDir::new();
-    let mapping = format!("\"{user}\" = {{ authy_id = {id}, offline_secret = \"{SEED}\" }}");
-    let extra = format!("[offline]\nstate_dir = \"{}\"", offline.state_dir().display());
-    let text = config_for(&offline, &sandbox, &mapping, &extra)
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
+    let text = offline_config(&offline, &sandbox, id, SEED, &offline.state_dir(), "", "");
     offline.write_config(&text);
     offline.service("svc", "debug");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();

@@ -185,10 +185,7 @@ fn child_captures_syslog_while_logging_in() {
 
     // Offline: the API is down; a wrong then a right code.
     let dir = TestDir::new();
-    let mapping = format!("\"{}\" = {{ authy_id = {id}, offline_secret = \"{SEED}\" }}", current_user());
-    let extra = format!("[offline]\nstate_dir = \"{}\"", dir.state_dir().display());
-    let text = config_for(&dir, &sandbox, &mapping, &extra)
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
+    let text = offline_config(&dir, &sandbox, id, SEED, &dir.state_dir(), "", "");
     dir.write_config(&text);
     dir.service("svc", "debug");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();

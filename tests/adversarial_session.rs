@@ -120,10 +120,7 @@ fn no_descriptor_thread_or_variable_outlives_pam_authenticate_and_pam_user_stays
     ];
     // Offline: the API is down and the offline code is right.
     let offline = TestDir::new();
-    let mapping = format!("\"{user}\" = {{ authy_id = {id}, offline_secret = \"{SEED}\" }}");
-    let extra = format!("[offline]\nstate_dir = \"{}\"", offline.state_dir().display());
-    let text = config_for(&offline, &sandbox, &mapping, &extra)
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
+    let text = offline_config(&offline, &sandbox, id, SEED, &offline.state_dir(), "", "");
     offline.write_config(&text);
     stack(&offline, "debug");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();

@@ -195,3 +195,21 @@ pub fn word_then_token<'a>(word: &'a str, sandbox: &'a Sandbox, id: u64) -> impl
         if asked == 1 { Reply::text(word) } else { Reply::Text(sandbox.current_token(id).expect("token")) }
     }
 }
+
+/// A config for the current user with an offline secret while the API is down (a closed
+/// port): `auth` goes into `[auth]` (empty for none), `offline` into `[offline]` after its
+/// `state_dir`.
+pub fn offline_config(
+    dir: &TestDir,
+    sandbox: &Sandbox,
+    id: u64,
+    seed: &str,
+    state_dir: &Path,
+    auth: &str,
+    offline: &str,
+) -> String {
+    let mapping = format!("\"{}\" = {{ authy_id = {id}, offline_secret = \"{seed}\" }}", current_user());
+    let auth = if auth.is_empty() { String::new() } else { format!("[auth]\n{auth}\n") };
+    let extra = format!("{auth}[offline]\nstate_dir = \"{}\"\n{offline}", state_dir.display());
+    config_for(dir, sandbox, &mapping, &extra).replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()))
+}
