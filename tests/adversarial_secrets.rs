@@ -192,7 +192,11 @@ fn child_captures_syslog_while_logging_in() {
     let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
     let code = code_at(&Secret::from(SEED), now, &params).expect("code").expose().to_owned();
     secrets.push(code.clone());
-    codes.push(login(&dir, &ssh, &["1234567".into(), WRONG_OFFLINE.into(), code]));
+    // The token typed before the module learns the API is down is a secret too: it once
+    // reached syslog inside the transport error's URL.
+    let typed_while_down = "7654321".to_owned();
+    secrets.push(typed_while_down.clone());
+    codes.push(login(&dir, &ssh, &[typed_while_down, WRONG_OFFLINE.into(), code]));
 
     // A key the API refuses, and config files whose errors might quote a secret.
     let (sandbox, id) = common::sandbox();

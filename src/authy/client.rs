@@ -251,6 +251,8 @@ fn network_failure_in(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn classify(error: reqwest::Error) -> ApiError {
+    // The URL holds the token (`/verify/{token}/{id}`): it must never reach a message.
+    let error = error.without_url();
     if let Some(tls) = tls_error_in(&error) {
         return ApiError::Tls(tls);
     }
@@ -268,4 +270,29 @@ fn classify_io(error: &std::io::Error) -> ApiError {
         return ApiError::Unreachable(describe(error));
     }
     ApiError::Protocol(describe(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthyId;
+    use std::time::Duration;
+
+    #[test]
+    fn a_transport_error_never_quotes_the_url_and_its_token() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+        let config = ApiConfig {
+            url: format!("https://127.0.0.1:{}", port.expect("port")),
+            api_key: Secret::from("key"),
+            timeout: Duration::from_secs(2),
+            ca_pem: None,
+            proxy: None,
+        };
+        let client = AuthyClient::new(&config).expect("client");
+        let token = Token::parse("7654321").expect("token");
+        let error = client.verify_token(AuthyId::new(42).expect("id"), &token).expect_err("nothing listens");
+        assert!(error.is_unreachable(), "{error:?}");
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("7654321") && !text.contains("/verify/"), "{text}");
+    }
 }
