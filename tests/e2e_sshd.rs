@@ -14,10 +14,16 @@ mod e2e;
 
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox};
 use common::{TestDir, config_for, sandbox};
-use e2e::{Askpass, LOGIN_MARKER, Run, Sshd, TestUser, install_example, key_pair, report_timing, ssh};
+use e2e::{
+    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, install_example, key_pair, point_break_glass_at,
+    report_timing, ssh,
+};
 use std::path::PathBuf;
 
 const FAST_PUSH: &str = "push_timeout_secs = 10\npush_poll_ms = 100";
+
+/// A typo'd key: the module refuses the whole file (PAM_SERVICE_ERR) for every user.
+const BROKEN_CONFIG: &str = "[auth]\nmax_tires = 3";
 
 /// One sshd login setup. Fields drop in order: sshd first, then the user, the sandbox and
 /// the directory.
@@ -363,4 +369,33 @@ fn an_exempt_user_logs_in_with_the_password_alone() {
     assert_logged_in(&case, &run);
     assert_eq!(case.askpass.prompts().len(), 1, "{:#?}", case.askpass.prompts());
     assert!(case.api_calls().is_empty());
+}
+
+#[test]
+fn a_break_glass_member_logs_in_with_the_key_alone_while_the_config_is_broken() {
+    let test = "a_break_glass_member_logs_in_with_the_key_alone_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::publickey(TestUser::create(), &mapped, BROKEN_CONFIG);
+    let group = TestGroup::with_members(&[&case.user]);
+    point_break_glass_at(&case.dir.confdir(), "sshd", &group);
+    let run = case.login(test);
+    assert_logged_in(&case, &run);
+    assert!(case.askpass.prompts().is_empty(), "{:#?}", case.askpass.prompts());
+    assert!(case.api_calls().is_empty(), "{:?}", case.api_calls());
+}
+
+#[test]
+fn a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_broken() {
+    let test = "a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::publickey(TestUser::create(), &mapped, BROKEN_CONFIG);
+    let group = TestGroup::with_members(&[]);
+    point_break_glass_at(&case.dir.confdir(), "sshd", &group);
+    let run = case.login(test);
+    assert_refused(&case, &run);
+    assert!(case.api_calls().is_empty(), "{:?}", case.api_calls());
 }

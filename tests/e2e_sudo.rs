@@ -17,14 +17,18 @@ mod e2e;
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox};
 use common::{TestDir, config_for, sandbox};
 use e2e::{
-    LOGIN_COMMAND, LOGIN_MARKER, Run, TestUser, as_user, install_example, namespace_argv, point_at_test_module,
-    private_login_records, pty_dialog, report_timing, rule, sudo_piped, sudoers,
+    BREAK_GLASS_GROUP, LOGIN_COMMAND, LOGIN_MARKER, Run, TestGroup, TestUser, as_user, install_example, namespace_argv,
+    point_at_test_module, point_break_glass_at, private_login_records, pty_dialog, report_timing, rule, sudo_piped,
+    sudoers,
 };
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 const FAST_PUSH: &str = "push_timeout_secs = 10\npush_poll_ms = 100";
+
+/// A typo'd key: the module refuses the whole file (PAM_SERVICE_ERR) for every user.
+const BROKEN_CONFIG: &str = "[auth]\nmax_tires = 3";
 
 /// One sudo setup: a user with a password allowed to run anything, a sandbox, a config
 /// and a pam.d with one example installed. Fields drop in order: the user first.
@@ -233,6 +237,38 @@ fn a_console_login_asks_the_password_then_the_token() {
     assert!(position(&run, "Password:") < position(&run, "Authy token"));
 }
 
+#[test]
+fn a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_broken() {
+    let test = "a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo", true, BROKEN_CONFIG);
+    let group = TestGroup::with_members(&[&case.user]);
+    point_break_glass_at(&case.pam_d, "sudo", &group);
+    let run = case.sudo(test, &format!("{}\n", case.user.password()));
+    assert_ran(&run);
+    assert!(!run.stderr.contains("Authy"), "{}", run.output());
+    assert!(case.api_calls().is_empty());
+
+    let wrong_password = case.sudo(test, "not-the-password\n");
+    assert_refused(&wrong_password);
+}
+
+#[test]
+fn a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_is_broken() {
+    let test = "a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo", true, BROKEN_CONFIG);
+    let group = TestGroup::with_members(&[]);
+    point_break_glass_at(&case.pam_d, "sudo", &group);
+    let run = case.sudo(test, &format!("{}\n{}\n", case.user.password(), case.token()));
+    assert_refused(&run);
+    assert!(case.api_calls().is_empty());
+}
+
 /// What pam-auth-update writes: the host's profiles plus ours, into a copy of the host's
 /// /etc/pam.d, /var/lib/pam and /usr/share/pam-configs under `root` (its `--root`), with a
 /// private copy of the debconf database mounted over the host's.
@@ -280,6 +316,9 @@ fn the_debian_profile_puts_authy_after_the_password_in_common_auth() {
     );
     let authy_line: Vec<&str> = rules[at("pam_authy.so")].split_whitespace().collect();
     assert_eq!(authy_line, ["auth", "required", "pam_authy.so"]);
+    let break_glass = format!("pam_succeed_if.so quiet_fail user ingroup {BREAK_GLASS_GROUP}");
+    assert_eq!(at(&break_glass) + 1, at("pam_authy.so"), "the break-glass line skips exactly Authy:\n{common_auth}");
+    assert!(rules[at(&break_glass)].contains("[success=1 default=ignore]"), "{common_auth}");
     std::fs::write(pam_d.join("common-auth"), point_at_test_module(&common_auth, &dir.config_path()))
         .expect("write common-auth");
 
@@ -307,4 +346,31 @@ fn every_shipped_example_is_used_by_an_end_to_end_test() {
     let unused: Vec<&String> =
         names.iter().filter(|name| !sources.iter().any(|s| s.contains(&format!("\"{name}\"")))).collect();
     assert!(unused.is_empty(), "examples no end-to-end test installs: {unused:?}");
+}
+
+/// Not root-only: every stack that loads the module has the break-glass line right before
+/// it, so a broken config can never lock out the break-glass group.
+#[test]
+fn every_stack_that_loads_the_module_lets_the_break_glass_group_skip_it() {
+    let break_glass =
+        format!("[success=1 default=ignore] pam_succeed_if.so quiet_fail user ingroup {BREAK_GLASS_GROUP}");
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/debian/pam-configs-pam_authy");
+    let mut stacks: Vec<PathBuf> =
+        std::fs::read_dir(e2e::EXAMPLES).expect("pam.d-examples").map(|entry| entry.expect("entry").path()).collect();
+    stacks.push(PathBuf::from(profile));
+    let mut checked = 0;
+    for stack in stacks {
+        let text = std::fs::read_to_string(&stack).expect("read stack");
+        let rules: Vec<String> = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for (at, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.contains("pam_authy.so")) {
+            let before = at.checked_sub(1).map(|i| rules[i].as_str()).unwrap_or("");
+            assert!(before.ends_with(&break_glass), "{}: no break-glass line before {rule:?}", stack.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} stacks");
 }

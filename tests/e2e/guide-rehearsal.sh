@@ -125,7 +125,7 @@ ssh -o BatchMode=yes alice@127.0.0.1 'echo KEY_ALONE_AGAIN' | grep KEY_ALONE_AGA
 step "5. sudo and sudo -i"
 set -x
 install -m 644 /usr/share/doc/pam-authy/examples/pam.d/sudo /etc/pam.d/sudo
-sed -i '/^@include common-auth/a auth       required   pam_authy.so' /etc/pam.d/sudo-i
+sed -i '/^@include common-auth/a auth    [success=1 default=ignore]    pam_succeed_if.so quiet_fail user ingroup pam_authy-exempt\nauth       required   pam_authy.so' /etc/pam.d/sudo-i
 set +x
 grep -n pam_authy /etc/pam.d/sudo-i
 printf 'Alice-pw-1\n%s\n' "$(token 30)" | pam-authy test alice --service sudo-i

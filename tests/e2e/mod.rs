@@ -59,6 +59,9 @@ pub fn enabled(test: &str) -> bool {
             "unshare",
             "useradd",
             "userdel",
+            "groupadd",
+            "groupdel",
+            "usermod",
             "chpasswd",
             "pam-auth-update",
         ]
@@ -189,6 +192,36 @@ impl Drop for TestUser {
     }
 }
 
+/// A group made for one test (`groupadd`), whose members are given at creation, removed by
+/// Drop. The break-glass tests use it in place of the examples' `pam_authy-exempt`, so that
+/// parallel tests never share a host group.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn with_members(members: &[&TestUser]) -> TestGroup {
+        let name = unique("pa2fa_g");
+        let output = user_db_command("groupadd", &[&name], None);
+        assert!(output.status.success(), "groupadd {name}: {}", String::from_utf8_lossy(&output.stderr));
+        let group = TestGroup { name };
+        for member in members {
+            let output = user_db_command("usermod", &["-a", "-G", &group.name, &member.name], None);
+            assert!(output.status.success(), "usermod: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        group
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let output = user_db_command("groupdel", &[&self.name], None);
+        if !output.status.success() {
+            eprintln!("warning: groupdel {} failed: {}", self.name, String::from_utf8_lossy(&output.stderr));
+        }
+    }
+}
+
 /// A new ed25519 key pair `dir/name` and `dir/name.pub`, without a passphrase.
 pub fn key_pair(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
@@ -234,6 +267,19 @@ pub fn install_example(dir: &TestDir, service: &str, example_name: &str) -> Path
     let text = std::fs::read_to_string(example(example_name)).expect("read example");
     std::fs::write(confdir.join(service), point_at_test_module(&text, &dir.config_path())).expect("write service");
     confdir
+}
+
+/// The break-glass group the examples name.
+pub const BREAK_GLASS_GROUP: &str = "pam_authy-exempt";
+
+/// Rewrites the installed `service` of `confdir` so that its break-glass line checks `group`
+/// instead of the examples' group; nothing else changes.
+pub fn point_break_glass_at(confdir: &Path, service: &str, group: &TestGroup) {
+    let path = confdir.join(service);
+    let text = std::fs::read_to_string(&path).expect("read service");
+    let from = format!("user ingroup {BREAK_GLASS_GROUP}");
+    assert_eq!(text.matches(&from).count(), 1, "one break-glass line in {service}:\n{text}");
+    std::fs::write(&path, text.replace(&from, &format!("user ingroup {}", group.name))).expect("write service");
 }
 
 /// Bind mounts that keep the login records (utmp, wtmp, btmp, lastlog) the programs write
