@@ -28,10 +28,14 @@ pub fn find_module(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
         .ok_or_else(|| "pam_authy.so not found: run `cargo build` or pass --module PATH".to_owned())
 }
 
+/// Creates `path` exclusively (never through a planted link) with `mode` and writes `text`.
 fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(fail)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
 }
 
 fn current_user() -> Result<String, String> {

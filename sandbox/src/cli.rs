@@ -3,11 +3,16 @@
 //!
 //! A tiny hand-written parser (no clap, to keep the dependency tree small), then one
 //! `key=value` line per fact on stdout so shell scripts can `grep`/`sed` what they need, then
-//! serve until killed. Usage errors go to stderr with exit status 2.
+//! serve until SIGTERM, SIGINT or SIGHUP, after which the private temporary directory that
+//! holds the CA (when no `--tls-dir` is given) is removed. Usage errors go to stderr with exit
+//! status 2.
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigSet, Signal};
 
 use crate::{Sandbox, SandboxConfig};
 
@@ -16,15 +21,18 @@ usage: authy-sandbox [--listen ADDR] [--control ADDR] [--state FILE] [--tls-dir 
                      [--api-key KEY | --api-key-file FILE] [--normalize-dot-segments]
                      [--totp-digits N] [--totp-period SECS] [--user NAME:EMAIL:PHONE:CC ...]
 
-Serves an imitation of the Authy API over HTTPS until killed. Prints, one per line:
-  url=https://...          the API base URL
+Serves an imitation of the Authy API over HTTPS until SIGTERM or SIGINT. Prints, one per line:
+  listen=ADDR              the address the API is bound to (a wildcard is also warned about)
+  url=https://...          the API base URL to use from this host
   control_url=http://...   the control interface (with --control)
+  control_token=TOKEN      send it as `Authorization: Bearer TOKEN` (with --control)
   ca_file=PATH             the CA certificate a client must trust
   api_key=KEY              the accepted API key (random unless given)
   user=NAME authy_id=N     one line per --user
   ready
 Defaults: --listen 127.0.0.1:0 (ephemeral port), no control interface, no state file,
-certificates generated in memory (CA written to a temporary file for ca_file).";
+certificates generated in memory (the CA is written to a private temporary directory for
+ca_file, removed when the sandbox stops).";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -113,13 +121,36 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-fn random_key() -> String {
-    crate::store::hex(&crate::store::random_bytes::<16>())
+/// Writes the CA into a fresh private directory (mode 0700, random name, created exclusively)
+/// under the temporary directory; the file itself is created exclusively, so nothing planted
+/// can redirect the write. Dropping the returned directory removes both.
+fn write_private_ca(ca_pem: &str) -> io::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new().prefix("authy-sandbox.").tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.path().join("ca.pem");
+    write_new_file(&path, ca_pem)?;
+    Ok((dir, path))
+}
+
+fn write_new_file(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// The signals that stop the sandbox in order; they are blocked in every thread and taken
+/// with `sigwait` by the serving thread, so cleanup runs in ordinary code.
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
 }
 
 /// Runs the sandbox command line: `args` are the arguments *after* the program name.
 /// Returns an exit status on `--help` (0), a usage error (2) or a start failure (1);
-/// otherwise serves until the process is killed.
+/// otherwise serves until SIGTERM, SIGINT or SIGHUP, cleans up and returns 0.
 pub fn run_cli(args: Vec<String>) -> i32 {
     let opts = match parse_args(&args) {
         Ok(o) => o,
@@ -141,7 +172,13 @@ pub fn run_cli(args: Vec<String>) -> i32 {
                 return 1;
             }
         },
-        (None, None) => random_key(),
+        (None, None) => match crate::store::secret_bytes::<16>() {
+            Ok(b) => crate::store::hex(&b),
+            Err(e) => {
+                eprintln!("authy-sandbox: cannot make an API key: {e}");
+                return 1;
+            }
+        },
     };
     let mut config = SandboxConfig {
         api_key,
@@ -160,6 +197,12 @@ pub fn run_cli(args: Vec<String>) -> i32 {
     if let Some(p) = opts.totp_period {
         config.totp_period_secs = p;
     }
+    // Before any thread starts, so that every sandbox thread inherits the blocked mask.
+    let signals = stop_signals();
+    if let Err(e) = signals.thread_block() {
+        eprintln!("authy-sandbox: cannot block the stop signals: {e}");
+        return 1;
+    }
     let sandbox = match Sandbox::start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -167,20 +210,27 @@ pub fn run_cli(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let ca_file = match &opts.tls_dir {
-        Some(dir) => dir.join("ca.pem"),
-        None => {
-            let path = std::env::temp_dir().join(format!("authy-sandbox-ca-{}.pem", std::process::id()));
-            if let Err(e) = std::fs::write(&path, sandbox.ca_pem()) {
-                eprintln!("authy-sandbox: cannot write {}: {e}", path.display());
+    let (_ca_dir, ca_file) = match &opts.tls_dir {
+        Some(dir) => (None, dir.join("ca.pem")),
+        None => match write_private_ca(&sandbox.ca_pem()) {
+            Ok((dir, path)) => (Some(dir), path),
+            Err(e) => {
+                eprintln!("authy-sandbox: cannot write the CA to a private temporary directory: {e}");
                 return 1;
             }
-            path
-        }
+        },
     };
-    let mut lines = vec![format!("url={}", sandbox.url())];
+    let bound = sandbox.bound_addr();
+    if bound.ip().is_unspecified() {
+        eprintln!(
+            "authy-sandbox: warning: the API listens on every interface ({bound}), not only on loopback: \
+             other hosts can reach it"
+        );
+    }
+    let mut lines = vec![format!("listen={bound}"), format!("url={}", sandbox.url())];
     if let Some(c) = sandbox.control_url() {
         lines.push(format!("control_url={c}"));
+        lines.push(format!("control_token={}", sandbox.control_token()));
     }
     lines.push(format!("ca_file={}", ca_file.display()));
     lines.push(format!("api_key={}", sandbox.api_key()));
@@ -198,10 +248,11 @@ pub fn run_cli(args: Vec<String>) -> i32 {
         }
         let _ = out.flush();
     }
-    // Serve until killed; the state file is always written atomically, so SIGKILL is safe.
-    loop {
-        std::thread::park();
-    }
+    // Serve until a stop signal; the state file is always written atomically, so even
+    // SIGKILL loses nothing but the temporary CA directory.
+    let _ = signals.wait();
+    drop(sandbox);
+    0
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! The control interface: plain HTTP + JSON on loopback for shell scripts and the CLI demo.
+//! The control interface: plain HTTP + JSON on loopback for shell scripts and tests.
 //!
 //! It mirrors the `Sandbox` methods (see sandbox/README.md for the table) and is deliberately
 //! separate from the API listener and its paths, so nothing a client under test sends can
-//! reach it. It parses JSON leniently where the meaning is clear and answers `400
+//! reach it. It hands out the API key and live codes, so every request must name the
+//! listener itself in `Host` (a page that rebinds a DNS name to loopback cannot) and carry the
+//! per-run token as `Authorization: Bearer` (another local user, or a page's form POST,
+//! cannot). It parses JSON leniently where the meaning is clear and answers `400
 //! {"error": ...}` otherwise; it never touches sockets itself.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -22,8 +26,55 @@ fn fail(status: u16, msg: impl Into<String>) -> Response {
     Response::json(status, json!({ "error": msg.into() }).to_string())
 }
 
-/// Answers one control request.
+/// Whether `Host` names this listener: a loopback name or literal with the listener's port.
+fn host_is_ours(shared: &Shared, req: &Request) -> bool {
+    let listener = shared.control_url.as_deref().and_then(|u| u.strip_prefix("http://"));
+    let Some(listener) = listener.and_then(|a| a.parse::<SocketAddr>().ok()) else {
+        return false;
+    };
+    let mut hosts = req.headers.iter().filter(|(n, _)| n == "host").map(|(_, v)| v.as_str());
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return false;
+    };
+    let Some((name, port)) = host.rsplit_once(':') else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    let bound = match listener.ip() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    port == listener.port().to_string() && ["localhost", "127.0.0.1", "[::1]", bound.as_str()].contains(&name.as_str())
+}
+
+/// Whether the request carries this run's token, compared without an early exit.
+fn token_is_ours(shared: &Shared, req: &Request) -> bool {
+    let mut given = req.headers.iter().filter(|(n, _)| n == "authorization").map(|(_, v)| v.as_str());
+    let (Some(given), None) = (given.next(), given.next()) else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let expected = shared.control_token.as_bytes();
+    given.len() == expected.len() && given.bytes().zip(expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
+/// Answers one control request, after checking that it is addressed to this listener and
+/// authorised.
 pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
+    if !host_is_ours(shared, req) {
+        return fail(403, "the Host header must name this loopback listener");
+    }
+    if !token_is_ours(shared, req) {
+        let mut refused = fail(401, "send the control token printed at start as `Authorization: Bearer TOKEN`");
+        refused.extra_headers.push(("WWW-Authenticate".to_owned(), "Bearer".to_owned()));
+        return refused;
+    }
+    handle_authorised(shared, req)
+}
+
+fn handle_authorised(shared: &Shared, req: &Request) -> Response {
     let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {

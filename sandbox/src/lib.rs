@@ -90,6 +90,7 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     listeners: Vec<ListenerHandle>,
     addr: SocketAddr,
+    bound: SocketAddr,
     control_addr: Option<SocketAddr>,
     served_cert_pem: String,
 }
@@ -137,7 +138,8 @@ impl Sandbox {
         let store = store::Store::open(config.state_file.clone())?;
 
         let api_listener = TcpListener::bind(config.listen)?;
-        let addr = reachable(api_listener.local_addr()?);
+        let bound = api_listener.local_addr()?;
+        let addr = reachable(bound);
         let control_listener = config.control_listen.map(TcpListener::bind).transpose()?;
         let control_addr = match &control_listener {
             Some(l) => Some(reachable(l.local_addr()?)),
@@ -150,6 +152,7 @@ impl Sandbox {
                 normalize: config.normalize_dot_segments,
                 api_url: format!("https://{addr}"),
                 control_url: control_addr.map(|a| format!("http://{a}")),
+                control_token: store::hex(&store::secret_bytes::<32>()?),
                 ca_pem: material.ca_pem,
             },
             store,
@@ -161,6 +164,7 @@ impl Sandbox {
             shared: Arc::clone(&shared),
             listeners: Vec::new(),
             addr,
+            bound,
             control_addr,
             served_cert_pem: material.served.cert_pem,
         };
@@ -176,14 +180,26 @@ impl Sandbox {
         self.shared.api_url.clone()
     }
 
-    /// The API listener's address.
+    /// The API listener's address as a client on this host reaches it (loopback for a
+    /// wildcard bind).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the API listener is bound to, which may be a wildcard such as `0.0.0.0`.
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
     }
 
     /// `http://127.0.0.1:PORT` of the control interface, if enabled.
     pub fn control_url(&self) -> Option<String> {
         self.shared.control_url.clone()
+    }
+
+    /// The token every control request must carry as `Authorization: Bearer TOKEN`: random
+    /// for each start, so only whoever started the sandbox (and read its output) can steer it.
+    pub fn control_token(&self) -> &str {
+        &self.shared.control_token
     }
 
     /// The control listener's address, if enabled.

@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub normalize: bool,
     pub api_url: String,
     pub control_url: Option<String>,
+    pub control_token: String,
     pub ca_pem: String,
     pub tls: Arc<rustls::ServerConfig>,
     store: Mutex<Store>,
@@ -75,6 +76,7 @@ pub(crate) struct Settings {
     pub normalize: bool,
     pub api_url: String,
     pub control_url: Option<String>,
+    pub control_token: String,
     pub ca_pem: String,
 }
 
@@ -86,6 +88,7 @@ impl Shared {
             normalize: settings.normalize,
             api_url: settings.api_url,
             control_url: settings.control_url,
+            control_token: settings.control_token,
             ca_pem: settings.ca_pem,
             tls,
             store: Mutex::new(store),

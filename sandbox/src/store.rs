@@ -476,6 +476,14 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// `N` random bytes for a secret (a key or an access token), or an error when the OS has no
+/// entropy source: a guessable secret must never be handed out.
+pub(crate) fn secret_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| io::Error::other(format!("no random source for a secret: {e}")))?;
+    Ok(out)
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -46,11 +46,12 @@ fn start(args: &[&str]) -> (Running, HashMap<String, String>, Vec<String>) {
     panic!("authy-sandbox exited before printing ready");
 }
 
-fn control_get(control_url: &str, path: &str) -> Resp {
+fn control_get(control_url: &str, token: &str, path: &str) -> Resp {
     let addr = control_url.trim_start_matches("http://");
     let mut tcp = TcpStream::connect(addr).expect("control");
     tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+        .expect("write");
     let mut out = Vec::new();
     tcp.read_to_end(&mut out).expect("read");
     parse_response(&out)
@@ -85,8 +86,13 @@ fn the_binary_prints_its_facts_and_serves_until_killed() {
     let alice: u64 = users[0].strip_prefix("user=alice authy_id=").expect("alice line").parse().expect("id");
 
     let control_url = &facts["control_url"];
-    let token =
-        control_get(control_url, &format!("/users/{alice}/token")).json()["token"].as_str().expect("token").to_owned();
+    let control_token = &facts["control_token"];
+    assert_eq!(control_token.len(), 64);
+    assert_eq!(control_get(control_url, "wrong", &format!("/users/{alice}/token")).status, 401);
+    let token = control_get(control_url, control_token, &format!("/users/{alice}/token")).json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let ca = std::fs::read_to_string(&facts["ca_file"]).expect("ca");
     let addr = facts["url"].trim_start_matches("https://").to_owned();
     let req = format!(
@@ -116,10 +122,35 @@ fn usage_errors_exit_with_status_2() {
 }
 
 #[test]
-fn without_a_tls_dir_the_ca_is_written_to_a_temp_file() {
-    let (_child, facts, _) = start(&[]);
-    let ca = std::fs::read_to_string(&facts["ca_file"]).expect("ca file");
+fn without_a_tls_dir_the_ca_lives_in_a_private_directory_removed_on_sigterm() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authy-sandbox"))
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn authy-sandbox");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut facts = HashMap::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok).take_while(|l| l != "ready") {
+        if let Some((k, v)) = line.split_once('=') {
+            facts.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let ca_file = std::path::PathBuf::from(&facts["ca_file"]);
+    let ca = std::fs::read_to_string(&ca_file).expect("ca file");
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    // Not a predictable name in the shared directory, where a planted link would be followed.
+    let private = ca_file.parent().expect("parent").to_owned();
+    assert_eq!(private.parent(), Some(tmp.path()), "{}", ca_file.display());
+    let meta = std::fs::symlink_metadata(&private).expect("private dir");
+    assert!(meta.is_dir());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), nix_uid());
+    assert!(std::fs::symlink_metadata(&ca_file).expect("ca").file_type().is_file());
     assert_eq!(facts["api_key"].len(), 32);
     assert!(!facts.contains_key("control_url"));
     let addr = facts["url"].trim_start_matches("https://").to_owned();
@@ -127,5 +158,37 @@ fn without_a_tls_dir_the_ca_is_written_to_a_temp_file() {
         format!("GET /protected/json/app/details?api_key={} HTTP/1.1\r\nConnection: close\r\n\r\n", facts["api_key"]);
     let r = parse_response(&raw_exchange_to(&addr, &ca, req.as_bytes()).expect("details"));
     assert_eq!(r.status, 200);
-    let _ = std::fs::remove_file(&facts["ca_file"]);
+
+    let mut running = running;
+    let status = Command::new("kill").args(["-TERM", &running.0.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = running.0.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    assert!(!private.exists(), "{} was left behind", private.display());
+}
+
+fn nix_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).expect("uid")
+}
+
+#[test]
+fn a_wildcard_listen_address_is_reported_as_such() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authy-sandbox"))
+        .args(["--listen", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn authy-sandbox");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let lines: Vec<String> =
+        BufReader::new(stdout).lines().map_while(Result::ok).take_while(|l| l != "ready").collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut warning = String::new();
+    stderr.read_to_string(&mut warning).expect("stderr");
+    assert!(lines.iter().any(|l| l.starts_with("listen=0.0.0.0:")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("listen=127.")), "{lines:?}");
+    assert!(warning.contains("every interface"), "{warning}");
 }

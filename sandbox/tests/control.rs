@@ -173,3 +173,58 @@ fn index_ca_and_unknown_paths() {
     // The API listener does not answer control paths either.
     assert_eq!(get(&sb, "/faults").status, 404);
 }
+
+#[test]
+fn control_requests_without_the_token_are_refused() {
+    let sb = start();
+    let addr = sb.control_addr().expect("addr");
+    let host = format!("Host: {addr}\r\n");
+    let token = sb.control_token().to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    for headers in [
+        host.clone(),
+        format!("{host}Authorization: Bearer wrong\r\n"),
+        format!("{host}Authorization: Bearer {}\r\n", &token[..63]),
+        format!("{host}Authorization: Basic {token}\r\n"),
+        format!("{host}Authorization: Bearer {token}x\r\n"),
+    ] {
+        for (method, path) in [("GET", "/"), ("GET", "/users"), ("GET", "/ca.pem")] {
+            let r = control_raw(addr, method, path, &headers, None);
+            assert_eq!(r.status, 401, "{method} {path} with {headers:?}: {}", r.body);
+            assert!(!r.body.contains(sb.api_key()), "{}", r.body);
+        }
+    }
+    // A browser's "simple" POST carries no Authorization header: it changes nothing.
+    let r = control_raw(addr, "POST", "/sms", &host, Some(r#"{"enabled":false}"#));
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = control_raw(addr, "GET", &format!("/?token={token}"), &host, None);
+    assert_eq!(r.status, 401, "the token is never taken from the URL: {}", r.body);
+    let r = control(&sb, "GET", "/", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["api_key"], sb.api_key());
+}
+
+#[test]
+fn control_requests_naming_a_foreign_host_are_refused() {
+    let sb = start();
+    let addr = sb.control_addr().expect("addr");
+    let port = addr.port();
+    let auth = format!("Authorization: Bearer {}\r\n", sb.control_token());
+    for host in [
+        format!("Host: evil.example:{port}\r\n"),
+        format!("Host: 127.0.0.1.nip.io:{port}\r\n"),
+        format!("Host: localhost.evil.example:{port}\r\n"),
+        "Host: 127.0.0.1\r\n".to_owned(),
+        format!("Host: 127.0.0.1:{}\r\n", port.wrapping_add(1)),
+        format!("Host: 127.0.0.1:{port}\r\nHost: evil.example:{port}\r\n"),
+        String::new(),
+    ] {
+        let r = control_raw(addr, "GET", "/", &format!("{host}{auth}"), None);
+        assert_eq!(r.status, 403, "{host:?}: {}", r.body);
+        assert!(!r.body.contains(sb.api_key()), "{}", r.body);
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("LocalHost:{port}")] {
+        let r = control_raw(addr, "GET", "/", &format!("Host: {host}\r\n{auth}"), None);
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+}

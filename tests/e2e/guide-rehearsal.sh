@@ -45,6 +45,7 @@ sandbox_pid=$!
 trap 'kill $sandbox_pid; [ -f /run/sshd.pid ] && kill $(cat /run/sshd.pid); true' EXIT
 until grep -q '^ready' "$T/sandbox.out" 2>/dev/null; do sleep 0.1; done
 api_key=$(sed -n 's/^api_key=//p' "$T/sandbox.out")
+control_token=$(sed -n 's/^control_token=//p' "$T/sandbox.out")
 # Where a real site fills in its API key, the stand-in also points the module at the sandbox.
 sed -i "s|^\[api\]|[api]\nurl = \"https://127.0.0.1:8443\"\nca_file = \"$T/tls/ca.pem\"\napi_key = \"$api_key\"|" /etc/pam_authy/pam_authy.toml
 useradd -m -s /bin/sh alice && echo 'alice:Alice-pw-1' | chpasswd && usermod -aG sudo alice
@@ -56,7 +57,7 @@ install -m 600 -o alice -g alice /root/.ssh/id_ed25519.pub /home/alice/.ssh/auth
 # steps next to the current one too, so successive logins use -30, 0, 30.
 token() {
     id=$(sed -n '/^alice = /s/[^0-9]*\([0-9][0-9]*\).*/\1/p' /etc/pam_authy/pam_authy.toml)
-    curl -s "http://127.0.0.1:8444/users/$id/token?at=$(($(date +%s) + $1))" | sed 's/.*"token":"\([0-9]*\)".*/\1/'
+    curl -s -H "Authorization: Bearer $control_token" "http://127.0.0.1:8444/users/$id/token?at=$(($(date +%s) + $1))" | sed 's/.*"token":"\([0-9]*\)".*/\1/'
 }
 # An interactive ssh login: answers the Authy prompt with $1, then runs `echo LOGGED_IN`.
 ssh_login() {

@@ -170,14 +170,21 @@ pub fn post_json(sb: &Sandbox, target: &str, json: &str) -> Resp {
     send(sb, "POST", target, Some(sb.api_key()), Some(("application/json", json)))
 }
 
-/// A plain-HTTP request to the control interface.
+/// A plain-HTTP request to the control interface, with the sandbox's control token.
 pub fn control(sb: &Sandbox, method: &str, path: &str, json: Option<&str>) -> Resp {
     let addr = sb.control_addr().expect("control interface enabled");
+    let auth = format!("Authorization: Bearer {}\r\n", sb.control_token());
+    control_raw(addr, method, path, &format!("Host: {addr}\r\n{auth}"), json)
+}
+
+/// A plain-HTTP request to a control interface at `addr` with exactly the given header lines
+/// (each ending in CRLF) besides Connection, Content-Type and Content-Length.
+pub fn control_raw(addr: std::net::SocketAddr, method: &str, path: &str, headers: &str, json: Option<&str>) -> Resp {
     let mut tcp = TcpStream::connect(addr).expect("connect control");
     tcp.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     let body = json.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\n{headers}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     tcp.write_all(req.as_bytes()).expect("write");
