@@ -8,6 +8,7 @@
 //! - `secure_fs`: StrictModes-style, race-free opening of root-owned files.
 //! - `users`: PAM user -> canonical account -> Authy ID, groups, unmapped-user policy.
 //! - `authy`: the API as a trait, its strict reply parser and the HTTPS client.
+//! - `verify`: the Twilio Verify API: validated SIDs and identities, request forms, strict replies.
 //! - `flow`: the authentication state machine over Conversation, AuthyApi and Clock.
 //! - `log`: one syslog line (authpriv) per decision, never a secret.
 //! - `secret`, `sanitize`: zeroed, redacted secrets; escape-free untrusted text.
@@ -30,3 +31,4 @@ pub mod state;
 #[cfg(test)]
 mod test_support;
 pub mod users;
+pub mod verify;

@@ -66,7 +66,7 @@ fn is_true(value: Option<&Value>) -> bool {
     }
 }
 
-fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(crate) fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::Protocol("reply too large".into()));
     }
@@ -79,7 +79,7 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
 
 /// `serde_json::Value` keeps the last of duplicated keys; a reply with duplicates is refused
 /// instead, so that no two parsers could read two different verdicts from one body.
-fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
     struct NoDuplicates;
     impl<'de> serde::de::Visitor<'de> for NoDuplicates {
         type Value = ();
