@@ -315,14 +315,14 @@ impl Bench {
             assert_eq!(code, PAM_SUCCESS, "online path");
             let t = self.fresh_time();
             self.sandbox.set_clock(Some(t));
-            let token = pam_authy::authy::Token::parse(&self.sandbox.token_at(self.authy_id, t).expect("token"))
+            let token = pam_authy::backend::Token::parse(&self.sandbox.token_at(self.authy_id, t).expect("token"))
                 .expect("token");
             let started = Instant::now();
             let client = pam_authy::authy::AuthyClient::with_configured_anchors_only(&api).expect("client");
-            let verdict = pam_authy::authy::AuthyApi::verify_token(&client, id, &token);
+            let verdict = client.verify_token(id, &token);
             drop(client);
             let baseline_time = started.elapsed();
-            assert_eq!(verdict, Ok(pam_authy::authy::TokenVerdict::Valid));
+            assert_eq!(verdict, Ok(pam_authy::backend::TokenVerdict::Valid));
             if i >= 3 {
                 ours.push(ours_time);
                 baseline.push(baseline_time);

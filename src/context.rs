@@ -4,7 +4,7 @@
 //! therefore untrusted: it is stripped of control characters and bounded before it goes to
 //! the API and from there to the user's phone.
 
-use crate::authy::ApprovalRequest;
+use crate::backend::ApprovalRequest;
 use crate::flow::Login;
 use crate::sanitize::display_text;
 

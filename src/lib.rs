@@ -7,9 +7,13 @@
 //! - `config`: the TOML file and module arguments -> one validated `Config` (fails closed).
 //! - `secure_fs`: StrictModes-style, race-free opening of root-owned files.
 //! - `users`: PAM user -> canonical account -> Authy ID, groups, unmapped-user policy.
-//! - `authy`: the API as a trait, its strict reply parser and the HTTPS client.
+//! - `backend`: the second-factor service as the flow sees it (verify a code, send one, start
+//!   and poll an approval), bound to one user; `ApiError`, the same for every backend.
+//! - `transport`: the HTTPS client every backend sits on (trust, proxy, timeouts, body cap).
+//! - `authy`: the Authy backend: its client and strict reply parser.
 //! - `verify`: the Twilio Verify API: validated SIDs and identities, request forms, strict replies.
-//! - `flow`: the authentication state machine over Conversation, AuthyApi and Clock.
+//! - `flow`: the authentication state machine over Conversation, Backend and Clock;
+//!   `flow::outcome` maps every API failure to an outcome in one function.
 //! - `log`: one syslog line (authpriv) per decision, never a secret.
 //! - `secret`, `sanitize`: zeroed, redacted secrets; escape-free untrusted text.
 //!
@@ -17,6 +21,7 @@
 //! `pam-authy check` reports is what the module will do.
 
 pub mod authy;
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -30,5 +35,6 @@ pub mod secure_fs;
 pub mod state;
 #[cfg(test)]
 mod test_support;
+pub mod transport;
 pub mod users;
 pub mod verify;

@@ -5,9 +5,10 @@
 //! unwinding into sshd or sudo. Replies from the conversation are copied into a `Secret`,
 //! then zeroed and freed here: pamsm's own `conv` leaks them, so it is not used.
 
-use crate::authy::{AuthyApi, AuthyClient};
+use crate::authy::{AuthyBackend, AuthyClient};
+use crate::backend::{ApiError, Backend};
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, UserEntry};
 use crate::context;
 use crate::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
@@ -156,8 +157,9 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     };
     let mut conversation = PamConversation { handle };
     let clock = SystemClock::new();
-    let connect = |config: &Config| -> Result<Box<dyn AuthyApi>, crate::authy::ApiError> {
-        AuthyClient::new(&config.api).map(|client| Box::new(client) as Box<dyn AuthyApi>)
+    let connect = |config: &Config, user: &UserEntry| -> Result<Box<dyn Backend>, ApiError> {
+        let client = AuthyClient::new(&config.api)?;
+        Ok(Box::new(AuthyBackend::new(client, user.authy_id)))
     };
     let open_state = |config: &Config| -> Result<Box<dyn StateStore>, StateError> {
         FileStateStore::open(&config.offline.state_dir).map(|store| Box::new(store) as Box<dyn StateStore>)

@@ -104,7 +104,7 @@ fn the_configured_proxy_is_used_whatever_no_proxy_says() {
 /// config names no `ca_file`: the server must stay untrusted.
 #[test]
 fn trust_anchor_variables_are_ignored() {
-    if !pam_authy::authy::trust::system_bundle_present() {
+    if !pam_authy::transport::trust::system_bundle_present() {
         eprintln!("skipped: no system CA bundle, so a config without ca_file cannot be built");
         return;
     }

@@ -92,7 +92,7 @@ fn html_a_truncated_reply_and_a_huge_body_are_denied() {
     let (sandbox, id) = sandbox();
     let dir = setup(&sandbox, id, FAILMODE_SAFE);
     let mut huge = String::from(r#"{"token":"is valid","success":true,"pad":""#);
-    huge.push_str(&"a".repeat(pam_authy::authy::response::MAX_BODY_BYTES));
+    huge.push_str(&"a".repeat(pam_authy::transport::MAX_BODY_BYTES));
     huge.push_str("\"}");
     let cases = [("html", Fault::Html), ("invalid json", Fault::InvalidJson), ("huge body", Fault::Body(200, huge))];
     for (case, fault) in cases {

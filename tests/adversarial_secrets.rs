@@ -17,7 +17,7 @@ mod common;
 use adversarial_support::{CHILD_ROLE, child_role, output_text};
 use authy_sandbox::{Fault, FaultScope, PushScenario, PushStatus, Sandbox};
 use common::*;
-use pam_authy::authy::Token;
+use pam_authy::backend::Token;
 use pam_authy::config::Config;
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;

@@ -10,11 +10,11 @@
 //! This covers the Rust core that the module links (secret, token, config, offline, flow);
 //! the module's own conversation buffers are wiped in `pam.rs::take_response` before `free`.
 
-use pam_authy::authy::{
-    ApiError, ApprovalRequest, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, ChannelReceipt, Token, TokenVerdict,
+use pam_authy::backend::{
+    ApiError, ApprovalId, ApprovalRequest, ApprovalStatus, Backend, Channel, ChannelReceipt, Token, TokenVerdict, Word,
 };
 use pam_authy::clock::Clock;
-use pam_authy::config::{AuthyId, Config, ModuleArgs};
+use pam_authy::config::{Config, ModuleArgs, UserEntry};
 use pam_authy::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
 use pam_authy::log::MemoryLog;
 use pam_authy::offline::{OfflineParams, code_at, matching_step};
@@ -232,17 +232,20 @@ struct Verifier {
     wrong: &'static str,
 }
 
-impl AuthyApi for Verifier {
-    fn verify_token(&self, _: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
+impl Backend for Verifier {
+    fn words(&self) -> &[Word] {
+        &[]
+    }
+    fn verify_code(&mut self, token: &Token) -> Result<TokenVerdict, ApiError> {
         Ok(if token.expose() == self.wrong { TokenVerdict::Invalid } else { TokenVerdict::Valid })
     }
-    fn request_token(&self, _: AuthyId, _: Channel) -> Result<ChannelReceipt, ApiError> {
+    fn send_code(&mut self, _: Channel) -> Result<ChannelReceipt, ApiError> {
         Err(ApiError::Unreachable("not in this test".into()))
     }
-    fn create_approval_request(&self, _: AuthyId, _: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
+    fn start_approval(&mut self, _: &ApprovalRequest) -> Result<ApprovalId, ApiError> {
         Err(ApiError::Unreachable("not in this test".into()))
     }
-    fn approval_status(&self, _: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
         Err(ApiError::Unreachable("not in this test".into()))
     }
 }
@@ -286,7 +289,8 @@ fn tokens_typed_at_the_prompt_are_wiped_after_the_flow() {
     let log = MemoryLog::default();
     let hits = watch(&[wrong, right], || {
         let mut conversation = Answers(vec![Secret::from(wrong), Secret::from(right)]);
-        let connect = |_: &Config| -> Result<Box<dyn AuthyApi>, ApiError> { Ok(Box::new(Verifier { wrong })) };
+        let connect =
+            |_: &Config, _: &UserEntry| -> Result<Box<dyn Backend>, ApiError> { Ok(Box::new(Verifier { wrong })) };
         let open_state = |_: &Config| -> Result<Box<dyn StateStore>, pam_authy::state::StateError> {
             Ok(Box::new(MemoryStateStore::new()))
         };

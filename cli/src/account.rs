@@ -7,7 +7,7 @@
 use crate::confedit;
 use crate::progress;
 use crate::support::{self, Outcome};
-use pam_authy::authy::ApiError;
+use pam_authy::backend::ApiError;
 use pam_authy::config::{AuthyId, UnmappedPolicy};
 use pam_authy::sanitize::display_text;
 use serde_json::{Value, json};

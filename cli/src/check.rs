@@ -7,7 +7,8 @@
 
 use crate::progress;
 use crate::support::{self, Exit, Outcome};
-use pam_authy::authy::{ApiError, AuthyClient};
+use pam_authy::authy::AuthyClient;
+use pam_authy::backend::ApiError;
 use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy};
 use pam_authy::sanitize::display_text;
 use serde_json::{Value, json};

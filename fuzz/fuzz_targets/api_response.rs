@@ -6,9 +6,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use pam_authy::authy::response::{
-    approval_created, approval_status, error_from, generic_success, token_request, verify,
+    approval_created, approval_status, approval_uuid, error_from, generic_success, token_request, verify,
 };
-use pam_authy::authy::{ApiError, ApprovalUuid, TokenVerdict};
+use pam_authy::backend::{ApiError, TokenVerdict};
 use serde_json::Value;
 
 fn is_true(value: Option<&Value>) -> bool {
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => check_error(status, &error),
     }
-    let asked = ApprovalUuid::parse("550e8400-e29b-41d4-a716-446655440000").expect("uuid");
+    let asked = approval_uuid("550e8400-e29b-41d4-a716-446655440000").expect("uuid");
     match approval_status(status, body, &asked) {
         Ok(_) => {
             assert_eq!(status, 200);

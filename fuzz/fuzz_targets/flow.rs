@@ -7,11 +7,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_authy::authy::{
-    ApiError, ApprovalRequest, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, ChannelReceipt, Token, TokenVerdict,
+use pam_authy::backend::{
+    ApiError, ApprovalId, ApprovalRequest, ApprovalStatus, Backend, Channel, ChannelReceipt, Token, TokenVerdict, Word,
 };
 use pam_authy::clock::FakeClock;
-use pam_authy::config::{AuthyId, Config, ModuleArgs};
+use pam_authy::config::{Config, ModuleArgs, UserEntry};
 use pam_authy::flow::{self, ConvError, Conversation, Deps, Factor, Login, Outcome};
 use pam_authy::log::MemoryLog;
 use pam_authy::secret::Secret;
@@ -85,8 +85,11 @@ fn api_error(choice: u8) -> ApiError {
     }
 }
 
-impl AuthyApi for Fuzzed<'_, '_> {
-    fn verify_token(&self, _: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
+impl Backend for Fuzzed<'_, '_> {
+    fn words(&self) -> &[Word] {
+        &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)]
+    }
+    fn verify_code(&mut self, token: &Token) -> Result<TokenVerdict, ApiError> {
         let digits = token.expose();
         assert!((6..=8).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()), "{digits:?}");
         let choice = self.script.borrow_mut().byte();
@@ -101,20 +104,20 @@ impl AuthyApi for Fuzzed<'_, '_> {
         seen.unreachable |= matches!(verdict, Err(ApiError::Unreachable(_)));
         verdict
     }
-    fn request_token(&self, _: AuthyId, _: Channel) -> Result<ChannelReceipt, ApiError> {
+    fn send_code(&mut self, _: Channel) -> Result<ChannelReceipt, ApiError> {
         self.seen.borrow_mut().channel_requests += 1;
         let choice = self.script.borrow_mut().byte();
         if choice % 2 == 0 { Ok(ChannelReceipt { cellphone: None }) } else { Err(api_error(choice / 2)) }
     }
-    fn create_approval_request(&self, _: AuthyId, request: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
+    fn start_approval(&mut self, request: &ApprovalRequest) -> Result<ApprovalId, ApiError> {
         assert!(
             request.message.chars().chain(request.details.iter().flat_map(|(_, v)| v.chars())).all(|c| !c.is_control())
         );
         self.seen.borrow_mut().channel_requests += 1;
         let choice = self.script.borrow_mut().byte();
-        if choice % 3 == 0 { Err(api_error(choice / 3)) } else { Ok(ApprovalUuid::parse("0123-abcd").expect("uuid")) }
+        if choice % 3 == 0 { Err(api_error(choice / 3)) } else { Ok(ApprovalId::parse("0123-abcd").expect("id")) }
     }
-    fn approval_status(&self, _: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
         let choice = self.script.borrow_mut().byte();
         let status = match choice % 7 {
             0 => Ok(ApprovalStatus::Approved),
@@ -159,7 +162,7 @@ fuzz_target!(|data: &[u8]| {
     let login = Login { user: "alice".into(), service: "sshd".into(), tty: Some("ssh".into()), ..Login::default() };
     let seen = RefCell::new(Seen::default());
     let mut conversation = Fuzzed { script: &script, seen: &seen };
-    let connect = |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> {
+    let connect = |_: &Config, _: &UserEntry| -> Result<Box<dyn Backend + '_>, ApiError> {
         Ok(Box::new(Fuzzed { script: &script, seen: &seen }))
     };
     let open_state = |_: &Config| -> Result<Box<dyn StateStore>, StateError> { Ok(Box::new(MemoryStateStore::new())) };

@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_authy::authy::{ApprovalUuid, Token};
+use pam_authy::authy::response::approval_uuid;
+use pam_authy::backend::{ApprovalId, Token};
 use pam_authy::config::normalize_base32_secret;
 use pam_authy::offline::{OfflineParams, matching_step};
 use pam_authy::sanitize::{display_text, log_value};
@@ -21,8 +22,12 @@ fuzz_target!(|data: &[u8]| {
         assert!((6..=8).contains(&token.len()));
         assert!(token.expose().bytes().all(|b| b.is_ascii_digit()));
     }
-    if let Some(uuid) = ApprovalUuid::parse(&text) {
+    if let Some(uuid) = approval_uuid(&text) {
         assert!(uuid.as_str().bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    }
+    if let Some(id) = ApprovalId::parse(&text) {
+        assert!((1..=64).contains(&id.as_str().len()));
+        assert!(id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     }
     let bound = usize::from(data.first().copied().unwrap_or(0)) + 1;
     let shown = display_text(&text, bound);

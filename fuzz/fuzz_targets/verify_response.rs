@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_authy::authy::{ApiError, Channel};
+use pam_authy::backend::{ApiError, Channel};
 use pam_authy::verify::response::{
     ChallengeAsked, challenge_created, challenge_fetched, error_from, factor_fetched, service_fetched,
     verification_checked, verification_created,

@@ -4,13 +4,11 @@
 //! object, the exact fields the API documents); anything else is a denial or an error.
 //! Server text kept for messages is passed through `sanitize::display_text` first.
 
-use super::{ApiError, ApprovalStatus, ApprovalUuid, ChannelReceipt, TokenVerdict};
+use crate::backend::{ApiError, ApprovalId, ApprovalStatus, ChannelReceipt, TokenVerdict};
 use crate::sanitize;
+use crate::transport::MAX_BODY_BYTES;
 use serde::Deserialize;
 use serde_json::Value;
-
-/// Upper bound on what we read of any reply body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The fields of an Authy error body we look at.
 #[derive(Deserialize, Default)]
@@ -182,22 +180,28 @@ pub fn token_request(status: u16, body: &[u8]) -> Result<ChannelReceipt, ApiErro
     Ok(ChannelReceipt { cellphone })
 }
 
+/// An Authy approval uuid: `[0-9a-fA-F-]{1,64}`.
+pub fn approval_uuid(text: &str) -> Option<ApprovalId> {
+    let uuid_shaped = text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if uuid_shaped { ApprovalId::parse(text) } else { None }
+}
+
 /// `POST /onetouch/json/users/{id}/approval_requests`.
-pub fn approval_created(status: u16, body: &[u8]) -> Result<ApprovalUuid, ApiError> {
+pub fn approval_created(status: u16, body: &[u8]) -> Result<ApprovalId, ApiError> {
     let map = success_object(status, body)?;
     if !is_true(map.get("success")) {
         return Err(ApiError::Protocol("approval request without success".into()));
     }
     match map.get("approval_request").and_then(|r| r.get("uuid")) {
         Some(Value::String(uuid)) => {
-            ApprovalUuid::parse(uuid).ok_or_else(|| ApiError::Protocol("malformed approval uuid".into()))
+            approval_uuid(uuid).ok_or_else(|| ApiError::Protocol("malformed approval uuid".into()))
         }
         _ => Err(ApiError::Protocol("approval request without uuid".into())),
     }
 }
 
 /// `GET /onetouch/json/approval_requests/{uuid}`: the reply must name the very uuid asked.
-pub fn approval_status(status: u16, body: &[u8], asked: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
+pub fn approval_status(status: u16, body: &[u8], asked: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
     let map = success_object(status, body)?;
     if !is_true(map.get("success")) {
         return Err(ApiError::Protocol("approval status without success".into()));
@@ -309,12 +313,20 @@ mod tests {
 
     #[test]
     fn approval_status_must_name_the_uuid_that_was_asked() {
-        let asked = ApprovalUuid::parse("8d031630-d15b-0134-b0a8-0a77bbe8093e").expect("uuid");
-        let other = ApprovalUuid::parse("00000000-0000-0000-0000-000000000000").expect("uuid");
+        let asked = approval_uuid("8d031630-d15b-0134-b0a8-0a77bbe8093e").expect("uuid");
+        let other = approval_uuid("00000000-0000-0000-0000-000000000000").expect("uuid");
         let body = fixture("approval-approved.json");
         assert_eq!(approval_status(200, &body, &asked), Ok(ApprovalStatus::Approved));
         assert!(approval_status(200, &body, &other).is_err());
         assert!(approval_status(200, br#"{"approval_request":{"status":"APPROVED","uuid":"8d031630-d15b-0134-b0a8-0a77bbe8093e"},"success":true}"#, &asked).is_err());
+    }
+
+    #[test]
+    fn approval_uuids_are_hex_and_dashes() {
+        assert!(approval_uuid("550e8400-e29b-41d4-a716-446655440000").is_some());
+        for bad in ["", "../x", "abc/def", "a b", "YC0123", &"a".repeat(65)] {
+            assert!(approval_uuid(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

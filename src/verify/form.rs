@@ -7,7 +7,7 @@
 //! a command line) can never add a parameter. Bodies that carry a code are `Secret`s.
 
 use super::{FactorSid, Phone, VerificationSid};
-use crate::authy::{Channel, Token};
+use crate::backend::{Channel, Token};
 use crate::sanitize;
 use crate::secret::Secret;
 use zeroize::Zeroizing;
@@ -111,7 +111,7 @@ fn hidden_details(pairs: &[(String, String)]) -> String {
 
 /// `POST …/Verifications`: send a code to `to` by `channel`.
 pub fn verification(to: &Phone, channel: Channel) -> Secret {
-    Form::new().add("To", to.as_str()).add("Channel", channel.path()).finish()
+    Form::new().add("To", to.as_str()).add("Channel", channel.as_str()).finish()
 }
 
 /// `POST …/VerificationCheck` against the very verification this login started.

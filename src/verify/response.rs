@@ -10,11 +10,11 @@ use super::{
     ServiceInfo, ServiceSid, VerificationSid,
 };
 use crate::authy::response::{object, reject_duplicate_keys};
-use crate::authy::{ApiError, Channel};
+use crate::backend::{ApiError, Channel};
 use crate::sanitize;
 use serde_json::{Map, Value};
 
-pub use crate::authy::response::MAX_BODY_BYTES;
+pub use crate::transport::MAX_BODY_BYTES;
 
 /// Codes that mean "too many attempts or sends": the user is told, the login fails, and the
 /// module does not try again.
@@ -169,7 +169,7 @@ pub fn verification_created(
         .ok_or_else(|| ApiError::Protocol("malformed verification sid".into()))?;
     names(&map, "service_sid", service.as_str())?;
     names(&map, "to", to.as_str())?;
-    names(&map, "channel", channel.path())?;
+    names(&map, "channel", channel.as_str())?;
     names(&map, "status", "pending")?;
     Ok(sid)
 }

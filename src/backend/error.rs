@@ -1,6 +1,7 @@
-//! Typed failures of an Authy API call.
+//! Typed failures of a second-factor API call, the same for every backend.
 //!
-//! The split matters for security: only `Unreachable` may lead to the offline fallback or
+//! Each backend sorts its own failures into these kinds; `flow::outcome::api_failure` is the
+//! one place that turns a kind into an outcome and a reason. The split matters for security: only `Unreachable` may lead to the offline fallback or
 //! to failmode `safe`. A TLS failure, a bad key, a refusal or a reply we cannot trust
 //! always fails closed.
 
@@ -12,9 +13,9 @@ pub enum ApiError {
     Unreachable(String),
     /// The TLS handshake or the server certificate failed verification.
     Tls(String),
-    /// HTTP 401 with error 60001: the configured API key is wrong.
+    /// The API refused our credentials (Authy: HTTP 401 with error 60001).
     BadApiKey,
-    /// A well-formed Authy error other than the ones above (404 user not found, 429...).
+    /// A well-formed API error other than the ones above (404 user not found, 429...).
     Rejected { status: u16, code: Option<String>, message: String },
     /// A reply that is not what the API documents: wrong status, shape, type or size.
     Protocol(String),

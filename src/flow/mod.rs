@@ -6,16 +6,19 @@
 //! layers) an approved push or a locally verified offline code. Every other path, including
 //! every error, ends in an outcome that `pam.rs` maps to a PAM error code.
 
-use crate::authy::{ApiError, ApprovalStatus, ApprovalUuid, AuthyApi, Channel, Token, TokenVerdict};
+pub mod outcome;
+
+pub use outcome::{Decision, Factor, Outcome, api_failure};
+
+use crate::backend::{ApiError, ApprovalId, ApprovalStatus, Backend, Channel, Token, TokenVerdict, Word};
 use crate::clock::Clock;
-use crate::config::{AuthyId, Config, ConfigError, FailMode, Method, ModuleArgs};
+use crate::config::{AuthyId, Config, ConfigError, Method, ModuleArgs, UserEntry};
 use crate::context;
 use crate::log::{Level, Log, format_fields};
 use crate::offline::{self, OfflineParams};
 use crate::secret::Secret;
 use crate::state::{StateError, StateStore};
 use crate::users::{AccountDb, Subject, SubjectError, resolve};
-use std::fmt;
 use std::time::Duration;
 
 /// The application's side of the PAM conversation.
@@ -44,120 +47,8 @@ pub struct Login {
     pub command: Option<String>,
 }
 
-/// How the module ended. `pam.rs` maps each to exactly one PAM code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A second factor was verified: PAM_SUCCESS.
-    Verified(Factor),
-    /// The API was unreachable and failmode is `safe`: PAM_SUCCESS, logged as a warning.
-    FailSafe,
-    /// Not subject to 2FA (outside `groups`, or unmapped under `ignore`): PAM_IGNORE.
-    Exempt,
-    /// Unmapped under `deny`, or no such account: PAM_USER_UNKNOWN.
-    UnknownUser,
-    /// A denial or an untrustworthy API reply: PAM_AUTH_ERR.
-    Denied,
-    /// Too many wrong answers: PAM_MAXTRIES.
-    MaxTries,
-    /// The API was unreachable and no fallback applied: PAM_AUTHINFO_UNAVAIL.
-    Unavailable,
-    /// The configuration or an account lookup is broken: PAM_SERVICE_ERR.
-    ServiceError,
-    /// The conversation failed or was interrupted: PAM_CONV_ERR.
-    ConversationError,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Factor {
-    Token,
-    Push,
-    /// The local TOTP of the offline entry, while the API was unreachable.
-    Offline,
-    /// A second factor for the same (user, service, rhost) within `grace_secs`.
-    Grace,
-}
-
-impl Outcome {
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Verified(_) => "success",
-            Outcome::FailSafe => "success_failmode_safe",
-            Outcome::Exempt => "ignore",
-            Outcome::UnknownUser => "user_unknown",
-            Outcome::Denied => "denied",
-            Outcome::MaxTries => "maxtries",
-            Outcome::Unavailable => "unavailable",
-            Outcome::ServiceError => "service_error",
-            Outcome::ConversationError => "conversation_error",
-        }
-    }
-}
-
-impl fmt::Display for Factor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Factor::Token => "token",
-            Factor::Push => "push",
-            Factor::Offline => "offline",
-            Factor::Grace => "grace",
-        })
-    }
-}
-
-/// The outcome with what the log line needs to explain it. No secret ever goes in here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub outcome: Outcome,
-    pub reason: String,
-    pub account: Option<String>,
-    pub authy_id: Option<AuthyId>,
-    pub tries: u32,
-}
-
-impl Decision {
-    fn new(outcome: Outcome, reason: impl Into<String>) -> Decision {
-        Decision { outcome, reason: reason.into(), account: None, authy_id: None, tries: 0 }
-    }
-
-    /// The syslog line for this decision.
-    pub fn log_line(&self, login: &Login) -> String {
-        let authy_id = self.authy_id.map(|id| id.to_string()).unwrap_or_default();
-        let tries = self.tries.to_string();
-        let mut fields = vec![
-            ("service", login.service.as_str()),
-            ("user", login.user.as_str()),
-            ("rhost", login.rhost.as_deref().unwrap_or("")),
-            ("tty", login.tty.as_deref().unwrap_or("")),
-            ("outcome", self.outcome.word()),
-            ("reason", self.reason.as_str()),
-        ];
-        if let Some(account) = &self.account
-            && account != &login.user
-        {
-            fields.push(("account", account));
-        }
-        if self.authy_id.is_some() {
-            fields.push(("authy_id", &authy_id));
-        }
-        if self.tries > 0 {
-            fields.push(("tries", &tries));
-        }
-        format_fields(&fields)
-    }
-
-    /// How loud the line is: a fail-safe pass is a warning, broken setups are errors.
-    pub fn log_level(&self) -> Level {
-        match self.outcome {
-            Outcome::Verified(_) | Outcome::Exempt => Level::Info,
-            Outcome::FailSafe | Outcome::Unavailable => Level::Warning,
-            Outcome::ServiceError => Level::Err,
-            _ => Level::Notice,
-        }
-    }
-}
-
-/// Builds the API client for a mapped user (only then: exempt logins make no connection).
-pub type Connect<'a> = dyn Fn(&Config) -> Result<Box<dyn AuthyApi + 'a>, ApiError> + 'a;
+/// Builds the backend for a mapped user (only then: exempt logins make no connection).
+pub type Connect<'a> = dyn Fn(&Config, &UserEntry) -> Result<Box<dyn Backend + 'a>, ApiError> + 'a;
 
 /// Opens the per-user state store (replay steps, failure counts, grace records); called
 /// only when the offline fallback or the grace period needs it.
@@ -192,12 +83,33 @@ pub struct Deps<'a> {
     pub log: &'a dyn Log,
 }
 
+/// The token prompt of a backend that offers push, sms and call (Authy); `token_prompt`
+/// builds it from the words the backend offers.
 pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
 pub const OFFLINE_PROMPT: &str = "Authy cannot be reached. Offline code (pam_authy entry of your authenticator): ";
 /// Under sshd an info message waits for the next prompt, so the push notice is a prompt.
 pub const PUSH_PROMPT: &str = "Authy push sent: approve it on your phone, then press Enter (or type a token): ";
 /// Channel requests (push, sms, call) one authentication may make.
 pub const MAX_CHANNEL_REQUESTS: u32 = 3;
+/// "a, b or c".
+fn alternatives(words: &[Word], name: impl Fn(Word) -> &'static str) -> String {
+    let names: Vec<&str> = words.iter().map(|&word| name(word)).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The prompt for a token, naming the words the backend offers instead.
+pub fn token_prompt(words: &[Word]) -> String {
+    if words.is_empty() {
+        "Authy token: ".to_owned()
+    } else {
+        format!("Authy token (or type {}): ", alternatives(words, Word::as_str))
+    }
+}
+
 /// How often a waiting push tells the user (and so learns whether the application is still
 /// there, e.g. after Ctrl-C): a quarter of the timeout, between 1 and 15 seconds.
 fn push_notice_every(timeout: Duration) -> Duration {
@@ -244,15 +156,15 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
     let mut decision = if grace.is_some_and(|g| g.still_valid(deps, &state)) {
         Decision::new(Outcome::Verified(Factor::Grace), "grace_period")
     } else {
-        let decision = match (deps.connect)(config) {
-            Ok(api) => {
+        let decision = match (deps.connect)(config, entry) {
+            Ok(mut backend) => {
                 let mut session = Session {
                     config,
                     login,
                     account: &account,
                     authy_id: entry.authy_id,
                     offline_secret: entry.offline_secret.as_ref(),
-                    api: api.as_ref(),
+                    backend: backend.as_mut(),
                     deps,
                     state: &state,
                     tries: 0,
@@ -260,7 +172,10 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
                 };
                 session.run(args.method.unwrap_or(config.auth.method))
             }
-            Err(error) => api_failure(config, &error),
+            Err(error) => {
+                let (outcome, reason) = api_failure(&error, config.auth.failmode);
+                Decision::new(outcome, reason)
+            }
         };
         if let (Some(grace), Outcome::Verified(_)) = (grace, decision.outcome) {
             grace.record(deps, &state);
@@ -282,16 +197,13 @@ enum Answer {
     Invalid,
 }
 
-fn parse_answer(text: &str) -> Answer {
-    let word = text.trim_matches(|c: char| c == ' ' || c == '\t');
-    if word.eq_ignore_ascii_case("push") {
-        Answer::Push
-    } else if word.eq_ignore_ascii_case("sms") {
-        Answer::Channel(Channel::Sms)
-    } else if word.eq_ignore_ascii_case("call") {
-        Answer::Channel(Channel::Call)
-    } else {
-        Token::parse(word).map_or(Answer::Invalid, Answer::Token)
+/// A token, or one of the `offered` words in any case; anything else is invalid.
+fn parse_answer(text: &str, offered: &[Word]) -> Answer {
+    let typed = text.trim_matches(|c: char| c == ' ' || c == '\t');
+    match offered.iter().find(|word| typed.eq_ignore_ascii_case(word.as_str())) {
+        Some(Word::Push) => Answer::Push,
+        Some(Word::Channel(channel)) => Answer::Channel(*channel),
+        None => Token::parse(typed).map_or(Answer::Invalid, Answer::Token),
     }
 }
 
@@ -316,7 +228,7 @@ struct Session<'s, 'd> {
     account: &'s str,
     authy_id: AuthyId,
     offline_secret: Option<&'s Secret>,
-    api: &'s dyn AuthyApi,
+    backend: &'s mut dyn Backend,
     deps: &'s mut Deps<'d>,
     state: &'s StateCell<'d>,
     /// Failed tries so far: wrong or malformed tokens, denied or expired pushes.
@@ -327,6 +239,22 @@ struct Session<'s, 'd> {
 impl Session<'_, '_> {
     fn decision(&self, outcome: Outcome, reason: impl Into<String>) -> Decision {
         Decision { tries: self.tries, ..Decision::new(outcome, reason) }
+    }
+
+    /// The decision an API failure ends the login with (`api_failure`).
+    fn api_failed(&self, error: &ApiError) -> Decision {
+        let (outcome, reason) = api_failure(error, self.config.auth.failmode);
+        self.decision(outcome, reason)
+    }
+
+    /// A failure that no later answer can mend (a bad API key): it ends the login even
+    /// where the call was optional (sending a code or a push).
+    fn setup_broken(&self, error: &ApiError) -> bool {
+        api_failure(error, self.config.auth.failmode).0 == Outcome::ServiceError
+    }
+
+    fn offers(&self, word: Word) -> bool {
+        self.backend.words().contains(&word)
     }
 
     fn conversation_failed(&self) -> Decision {
@@ -349,9 +277,15 @@ impl Session<'_, '_> {
     fn run(&mut self, method: Method) -> Decision {
         let first = match method {
             Method::Prompt => Ok(None),
-            Method::Sms => self.request_channel(Channel::Sms).map(|()| None),
-            Method::Call => self.request_channel(Channel::Call).map(|()| None),
-            Method::Push => self.push_step(),
+            Method::Sms if self.offers(Word::Channel(Channel::Sms)) => {
+                self.request_channel(Channel::Sms).map(|()| None)
+            }
+            Method::Call if self.offers(Word::Channel(Channel::Call)) => {
+                self.request_channel(Channel::Call).map(|()| None)
+            }
+            Method::Push if self.offers(Word::Push) => self.push_step(),
+            // A first step this user's backend cannot take: the prompt offers what it can.
+            Method::Sms | Method::Call | Method::Push => Ok(None),
         };
         match first {
             Ok(Some(decision)) | Err(decision) => decision,
@@ -361,7 +295,8 @@ impl Session<'_, '_> {
 
     fn prompt_loop(&mut self) -> Decision {
         while self.tries_left() {
-            let text = match self.deps.conversation.prompt(TOKEN_PROMPT, false) {
+            let prompt = token_prompt(self.backend.words());
+            let text = match self.deps.conversation.prompt(&prompt, false) {
                 Ok(text) => text,
                 Err(ConvError) => return self.conversation_failed(),
             };
@@ -375,9 +310,15 @@ impl Session<'_, '_> {
 
     /// Acts on one answer. Ok(None): keep prompting.
     fn answer(&mut self, text: &Secret) -> Result<Option<Decision>, Decision> {
-        match parse_answer(text.expose()) {
+        match parse_answer(text.expose(), self.backend.words()) {
             Answer::Invalid => {
-                self.failed_try("Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call.")?;
+                let words = alternatives(self.backend.words(), Word::as_str);
+                let complaint = if words.is_empty() {
+                    "Invalid token: type the 6 to 8 digits shown by Authy.".to_owned()
+                } else {
+                    format!("Invalid token: type the 6 to 8 digits shown by Authy, or {words}.")
+                };
+                self.failed_try(&complaint)?;
                 Ok(None)
             }
             Answer::Channel(channel) => self.request_channel(channel).map(|()| None),
@@ -402,7 +343,7 @@ impl Session<'_, '_> {
     }
 
     fn verify(&mut self, token: &Token) -> Result<Option<Decision>, Decision> {
-        match self.api.verify_token(self.authy_id, token) {
+        match self.backend.verify_code(token) {
             Ok(TokenVerdict::Valid) => {
                 self.tries += 1;
                 Ok(Some(self.decision(Outcome::Verified(Factor::Token), "token_valid")))
@@ -421,7 +362,7 @@ impl Session<'_, '_> {
             }
             Err(error) => {
                 self.tries += 1;
-                Err(Decision { tries: self.tries, ..api_failure(self.config, &error) })
+                Err(self.api_failed(&error))
             }
         }
     }
@@ -484,10 +425,13 @@ impl Session<'_, '_> {
     /// Takes one of the bounded channel requests, or says there are none left.
     fn take_channel_request(&mut self) -> Result<bool, Decision> {
         if self.channel_requests >= MAX_CHANNEL_REQUESTS {
-            self.deps
-                .conversation
-                .error("No more push, SMS or call requests for this login; type a token.")
-                .map_err(|ConvError| self.conversation_failed())?;
+            let requests = alternatives(self.backend.words(), |word| match word {
+                Word::Push => "push",
+                Word::Channel(Channel::Sms) => "SMS",
+                Word::Channel(Channel::Call) => "call",
+            });
+            let complaint = format!("No more {requests} requests for this login; type a token.");
+            self.deps.conversation.error(&complaint).map_err(|ConvError| self.conversation_failed())?;
             return Ok(false);
         }
         self.channel_requests += 1;
@@ -504,18 +448,16 @@ impl Session<'_, '_> {
             Channel::Sms => "SMS",
             Channel::Call => "Call",
         };
-        let notice = match self.api.request_token(self.authy_id, channel) {
+        let notice = match self.backend.send_code(channel) {
             Ok(receipt) => {
-                self.log(Level::Info, "channel_sent", channel.path());
+                self.log(Level::Info, "channel_sent", channel.as_str());
                 let verb = if channel == Channel::Sms { "sent" } else { "started" };
                 match receipt.cellphone {
                     Some(phone) => format!("{what} {verb} to {phone}; type the code you receive."),
                     None => format!("{what} {verb}; type the code you receive."),
                 }
             }
-            Err(ApiError::BadApiKey) => {
-                return Err(self.decision(Outcome::ServiceError, format!("api_{}", ApiError::BadApiKey.kind())));
-            }
+            Err(error) if self.setup_broken(&error) => return Err(self.api_failed(&error)),
             Err(error) => {
                 self.log(Level::Notice, "channel_failed", &format!("{channel}: {error}"));
                 format!("{what} could not be sent; type a token from the Authy app instead.")
@@ -551,11 +493,9 @@ impl Session<'_, '_> {
         }
         let timeout = self.config.auth.push_timeout;
         let request = context::approval_request(self.login, timeout.as_secs());
-        let uuid = match self.api.create_approval_request(self.authy_id, &request) {
-            Ok(uuid) => uuid,
-            Err(ApiError::BadApiKey) => {
-                return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
-            }
+        let approval = match self.backend.start_approval(&request) {
+            Ok(approval) => approval,
+            Err(error) if self.setup_broken(&error) => return PushEnd::Final(self.api_failed(&error)),
             Err(error) => {
                 self.log(Level::Notice, "push_failed", &error.to_string());
                 return match self
@@ -568,7 +508,7 @@ impl Session<'_, '_> {
                 };
             }
         };
-        self.log(Level::Info, "push_sent", uuid.as_str());
+        self.log(Level::Info, "push_sent", approval.as_str());
         let started = self.deps.clock.monotonic();
         let deadline = started + timeout;
         if self.notice_by_prompt() {
@@ -584,35 +524,30 @@ impl Session<'_, '_> {
                 return PushEnd::Final(self.conversation_failed());
             }
         }
-        self.wait_for_approval(&uuid, started, deadline)
+        self.wait_for_approval(&approval, started, deadline)
     }
 
-    fn wait_for_approval(&mut self, uuid: &ApprovalUuid, started: Duration, deadline: Duration) -> PushEnd {
+    fn wait_for_approval(&mut self, approval: &ApprovalId, started: Duration, deadline: Duration) -> PushEnd {
         let poll = self.config.auth.push_poll;
         let prompted = self.notice_by_prompt();
         let notice_every = push_notice_every(self.config.auth.push_timeout);
         let mut next_notice = started + notice_every;
         loop {
-            match self.api.approval_status(uuid) {
+            match self.backend.poll_approval(approval) {
                 Ok(ApprovalStatus::Approved) => return PushEnd::Approved,
                 Ok(ApprovalStatus::Denied) => {
-                    self.log(Level::Notice, "push_denied", uuid.as_str());
+                    self.log(Level::Notice, "push_denied", approval.as_str());
                     return PushEnd::NotApproved("The push was denied.");
                 }
                 Ok(ApprovalStatus::Expired) => return PushEnd::NotApproved("The push expired."),
                 Ok(ApprovalStatus::Pending) => {}
                 // A transient failure while waiting: keep polling until the deadline.
                 Err(ApiError::Unreachable(why)) => self.log(Level::Debug, "push_poll_failed", &why),
-                Err(ApiError::BadApiKey) => {
-                    return PushEnd::Final(self.decision(Outcome::ServiceError, "api_bad_api_key"));
-                }
-                Err(error) => {
-                    return PushEnd::Final(self.decision(Outcome::Denied, format!("api_{}: {error}", error.kind())));
-                }
+                Err(error) => return PushEnd::Final(self.api_failed(&error)),
             }
             let now = self.deps.clock.monotonic();
             if now >= deadline {
-                self.log(Level::Notice, "push_timeout", uuid.as_str());
+                self.log(Level::Notice, "push_timeout", approval.as_str());
                 return PushEnd::NotApproved("The push was not approved in time.");
             }
             if !prompted && now >= next_notice {
@@ -694,24 +629,10 @@ impl<'a> GracePeriod<'a> {
     }
 }
 
-/// What an API failure means. Only `Unreachable` may be softened by failmode; everything
-/// else fails closed.
-fn api_failure(config: &Config, error: &ApiError) -> Decision {
-    let reason = format!("api_{}: {error}", error.kind());
-    match error {
-        ApiError::Unreachable(_) => match config.auth.failmode {
-            FailMode::Secure => Decision::new(Outcome::Unavailable, reason),
-            FailMode::Safe => Decision::new(Outcome::FailSafe, reason),
-        },
-        ApiError::BadApiKey => Decision::new(Outcome::ServiceError, reason),
-        ApiError::Tls(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => Decision::new(Outcome::Denied, reason),
-    }
-}
-
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::authy::{ApprovalRequest, ApprovalStatus, ApprovalUuid, Channel, ChannelReceipt};
+    use crate::backend::{ApprovalRequest, ChannelReceipt};
     use crate::clock::FakeClock;
     use crate::log::MemoryLog;
     use crate::state::MemoryStateStore;
@@ -772,32 +693,37 @@ pub mod tests {
         }
     }
 
-    /// An API double that answers from scripts and records what it was asked.
+    /// A backend double that answers from scripts and records what it was asked.
     #[derive(Default)]
     pub struct ScriptedApi {
         pub verdicts: RefCell<VecDeque<Result<TokenVerdict, ApiError>>>,
         pub verified: RefCell<Vec<String>>,
         pub channel_replies: RefCell<VecDeque<Result<ChannelReceipt, ApiError>>>,
         pub channels: RefCell<Vec<Channel>>,
-        pub push_created: RefCell<VecDeque<Result<ApprovalUuid, ApiError>>>,
+        pub push_created: RefCell<VecDeque<Result<ApprovalId, ApiError>>>,
         pub push_requests: RefCell<Vec<ApprovalRequest>>,
         pub statuses: RefCell<VecDeque<Result<ApprovalStatus, ApiError>>>,
     }
 
-    impl AuthyApi for ScriptedApi {
-        fn verify_token(&self, _: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
+    const ALL_WORDS: &[Word] = &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)];
+
+    impl Backend for &ScriptedApi {
+        fn words(&self) -> &[Word] {
+            ALL_WORDS
+        }
+        fn verify_code(&mut self, token: &Token) -> Result<TokenVerdict, ApiError> {
             self.verified.borrow_mut().push(token.expose().to_owned());
             self.verdicts.borrow_mut().pop_front().expect("unexpected verify call")
         }
-        fn request_token(&self, _: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
+        fn send_code(&mut self, channel: Channel) -> Result<ChannelReceipt, ApiError> {
             self.channels.borrow_mut().push(channel);
             self.channel_replies.borrow_mut().pop_front().expect("unexpected token request")
         }
-        fn create_approval_request(&self, _: AuthyId, request: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
+        fn start_approval(&mut self, request: &ApprovalRequest) -> Result<ApprovalId, ApiError> {
             self.push_requests.borrow_mut().push(request.clone());
             self.push_created.borrow_mut().pop_front().expect("unexpected approval request")
         }
-        fn approval_status(&self, _: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
+        fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
             // Once the script is exhausted the request stays pending.
             self.statuses.borrow_mut().pop_front().unwrap_or(Ok(ApprovalStatus::Pending))
         }
@@ -855,7 +781,7 @@ pub mod tests {
         let mut conversation = ScriptedConversation::new(steps);
         let log = MemoryLog::default();
         let accounts = accounts();
-        let connect = |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(api)) };
+        let connect = |_: &Config, _: &UserEntry| -> Result<Box<dyn Backend + '_>, ApiError> { Ok(Box::new(api)) };
         let open_state = |_: &Config| -> Result<Box<dyn StateStore + '_>, StateError> { Ok(Box::new(store)) };
         let mut deps = Deps {
             conversation: &mut conversation,
@@ -877,21 +803,6 @@ pub mod tests {
             change: &mut dyn FnMut(&mut crate::state::UserState) -> bool,
         ) -> Result<(), StateError> {
             (*self).update(user, change)
-        }
-    }
-
-    impl AuthyApi for &ScriptedApi {
-        fn verify_token(&self, id: AuthyId, token: &Token) -> Result<TokenVerdict, ApiError> {
-            (*self).verify_token(id, token)
-        }
-        fn request_token(&self, id: AuthyId, channel: Channel) -> Result<ChannelReceipt, ApiError> {
-            (*self).request_token(id, channel)
-        }
-        fn create_approval_request(&self, id: AuthyId, r: &ApprovalRequest) -> Result<ApprovalUuid, ApiError> {
-            (*self).create_approval_request(id, r)
-        }
-        fn approval_status(&self, uuid: &ApprovalUuid) -> Result<ApprovalStatus, ApiError> {
-            (*self).approval_status(uuid)
         }
     }
 
@@ -989,8 +900,8 @@ pub mod tests {
         assert!(!line.contains("7654321"));
     }
 
-    fn uuid() -> ApprovalUuid {
-        ApprovalUuid::parse("550e8400-e29b-41d4-a716-446655440000").expect("uuid")
+    fn uuid() -> ApprovalId {
+        ApprovalId::parse("550e8400-e29b-41d4-a716-446655440000").expect("uuid")
     }
 
     fn push_api(statuses: Vec<Result<ApprovalStatus, ApiError>>) -> ScriptedApi {
@@ -1108,7 +1019,7 @@ pub mod tests {
         let clock = FakeClock::at_unix(1_700_000_000);
         let log = MemoryLog::default();
         let accounts = accounts();
-        let connect = |_: &Config| -> Result<Box<dyn AuthyApi + '_>, ApiError> { Ok(Box::new(&api)) };
+        let connect = |_: &Config, _: &UserEntry| -> Result<Box<dyn Backend + '_>, ApiError> { Ok(Box::new(&api)) };
         let store = MemoryStateStore::new();
         let open_state = |_: &Config| -> Result<Box<dyn StateStore + '_>, StateError> { Ok(Box::new(&store)) };
         let mut deps = Deps {
@@ -1199,13 +1110,25 @@ pub mod tests {
 
     #[test]
     fn the_answer_grammar_is_case_insensitive_and_strict() {
-        assert_eq!(parse_answer(" PuSh "), Answer::Push);
-        assert_eq!(parse_answer("SMS"), Answer::Channel(Channel::Sms));
-        assert_eq!(parse_answer("\tcall"), Answer::Channel(Channel::Call));
-        assert!(matches!(parse_answer("1234567"), Answer::Token(_)));
+        assert_eq!(parse_answer(" PuSh ", ALL_WORDS), Answer::Push);
+        assert_eq!(parse_answer("SMS", ALL_WORDS), Answer::Channel(Channel::Sms));
+        assert_eq!(parse_answer("\tcall", ALL_WORDS), Answer::Channel(Channel::Call));
+        assert!(matches!(parse_answer("1234567", ALL_WORDS), Answer::Token(_)));
         for other in ["pushy", "s m s", "", "push sms", "call 1234567"] {
-            assert_eq!(parse_answer(other), Answer::Invalid, "{other:?}");
+            assert_eq!(parse_answer(other, ALL_WORDS), Answer::Invalid, "{other:?}");
         }
+    }
+
+    #[test]
+    fn only_the_words_the_backend_offers_are_understood_and_shown() {
+        let push_only = &[Word::Push];
+        assert_eq!(parse_answer("push", push_only), Answer::Push);
+        assert_eq!(parse_answer("sms", push_only), Answer::Invalid);
+        assert_eq!(parse_answer("call", &[]), Answer::Invalid);
+        assert_eq!(token_prompt(ALL_WORDS), TOKEN_PROMPT);
+        assert_eq!(token_prompt(&[Word::Push, Word::Channel(Channel::Call)]), "Authy token (or type push or call): ");
+        assert_eq!(token_prompt(push_only), "Authy token (or type push): ");
+        assert_eq!(token_prompt(&[]), "Authy token: ");
     }
 
     fn offline_config(extra: &str) -> Config {

@@ -1,0 +1,198 @@
+//! The second-factor service as the flow sees it: a backend bound to one mapped user that
+//! verifies a code, sends a code by a channel, and starts and polls an approval.
+//!
+//! The flow never knows which service answers. A backend is built per authentication for
+//! one user, so the service's identifiers (an Authy ID today; a Verify identity, factor and
+//! verification SIDs tomorrow) live inside it. Whatever a server says is untrusted: each
+//! backend parses strictly, and a reply that is not exactly a success is an error or a
+//! denial. `ApiError` is the same for every backend, and `flow::outcome::api_failure` is the
+//! one place that turns it into an outcome.
+
+pub mod error;
+
+pub use error::ApiError;
+
+use crate::secret::Secret;
+use std::fmt;
+
+/// One mapped user's second-factor service, for one authentication.
+pub trait Backend {
+    /// The words this user may type at the code prompt instead of a code, in prompt order.
+    /// A backend offers only what it can do for this user (no `sms` without a phone).
+    fn words(&self) -> &[Word];
+    /// Checks a code the user typed. A backend that sent a code checks against that send.
+    fn verify_code(&mut self, code: &Token) -> Result<TokenVerdict, ApiError>;
+    /// Asks the service to deliver a code by `channel`; only called for an offered word.
+    fn send_code(&mut self, channel: Channel) -> Result<ChannelReceipt, ApiError>;
+    /// Sends an approval request (a push) to the user's device.
+    fn start_approval(&mut self, request: &ApprovalRequest) -> Result<ApprovalId, ApiError>;
+    /// The state of the approval `start_approval` returned; a reply about any other
+    /// approval is an error.
+    fn poll_approval(&mut self, approval: &ApprovalId) -> Result<ApprovalStatus, ApiError>;
+}
+
+/// A code as the user typed it, validated: 6 to 8 ASCII digits, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(Secret);
+
+impl Token {
+    pub const MIN_DIGITS: usize = 6;
+    pub const MAX_DIGITS: usize = 8;
+
+    /// Validates what the user typed before it can go anywhere near a URL.
+    pub fn parse(input: &str) -> Option<Token> {
+        let digits = input.trim_matches(|c: char| c == ' ' || c == '\t');
+        let well_formed =
+            (Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then(|| Token(Secret::from(digits)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.expose().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The service's verdict on a well-formed code. A backend whose service does not refuse a
+/// reused code itself is where the flow will learn what to record to refuse it locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVerdict {
+    Valid,
+    Invalid,
+    /// Right code, already used (Authy error 60019).
+    Reused,
+}
+
+/// The channels that deliver a code out of band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    Call,
+}
+
+impl Channel {
+    /// The lower-case name: the word the user types and the name the APIs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Call => "call",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user may type at the code prompt instead of a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word {
+    Push,
+    Channel(Channel),
+}
+
+impl Word {
+    /// What the user types (any case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Word::Push => "push",
+            Word::Channel(channel) => channel.as_str(),
+        }
+    }
+}
+
+/// What the service said after sending a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelReceipt {
+    /// The masked phone number, already sanitised for display.
+    pub cellphone: Option<String>,
+}
+
+/// An approval request as sent. Strings are sanitised and bounded by the caller
+/// (`context::approval_request`), and again by the client before they go on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    pub message: String,
+    pub details: Vec<(String, String)>,
+    pub seconds_to_expire: u64,
+}
+
+/// The service's opaque name for one approval request (an Authy uuid, a Verify challenge
+/// SID): 1 to 64 ASCII letters, digits and dashes, so it is safe as a URL path segment.
+/// Backends check their own stricter shape before building one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalId(String);
+
+impl ApprovalId {
+    pub fn parse(text: &str) -> Option<ApprovalId> {
+        let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| ApprovalId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_six_to_eight_ascii_digits() {
+        assert_eq!(Token::parse("1234567").map(|t| t.len()), Some(7));
+        assert!(Token::parse(" 123456 ").is_some());
+        for bad in [
+            "",
+            "12345",
+            "123456789",
+            "12345a",
+            "../sms",
+            "123456/1",
+            "123456#",
+            "123456?x=1",
+            "+123456",
+            "-123456",
+            "12 3456",
+            "１２３４５６",
+            "١٢٣٤٥٦",
+            "%31%32%33%34%35%36",
+            "1234567\n",
+            "123456\0",
+        ] {
+            assert!(Token::parse(bad).is_none(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn approval_ids_are_safe_path_segments() {
+        assert!(ApprovalId::parse("550e8400-e29b-41d4-a716-446655440000").is_some());
+        assert!(ApprovalId::parse("YC0123456789abcdef0123456789abcdef").is_some());
+        for bad in ["", "../x", "abc/def", "a b", "a.b", "a%2f", &"a".repeat(65)] {
+            assert!(ApprovalId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}
