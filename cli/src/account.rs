@@ -23,6 +23,7 @@ pub struct EnrollArgs {
 
 pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
     support::check_user_name(&args.user)?;
+    check_phone(&args.phone)?;
     let config = support::load(path)?;
     if let Some(entry) = config.user(&args.user) {
         return Err(format!(
@@ -60,6 +61,25 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         println!("enrolled {}: Authy ID {authy_id}, added to [users] of {}", args.user, path.display());
     }
     Ok(())
+}
+
+/// The national number as `--phone` documents it (digits, spaces, dots, dashes; 4 to 15
+/// digits, the most E.164 allows), refused here so that no request carries a number Authy
+/// would only reject.
+fn check_phone(phone: &str) -> Result<(), String> {
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let allowed = phone.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-'));
+    if allowed && (4..=15).contains(&digits) {
+        return Ok(());
+    }
+    let why = if phone.contains('+') {
+        "the country code goes in --country-code, not in --phone"
+    } else if allowed {
+        "it must hold 4 to 15 digits"
+    } else {
+        "only digits, spaces, dots and dashes are allowed"
+    };
+    Err(format!("--phone {:?}: {why}", display_text(phone, 40)))
 }
 
 pub fn status(path: &Path, user: &str, json: bool) -> Outcome {

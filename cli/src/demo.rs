@@ -1,12 +1,20 @@
 //! `pam-authy demo`: a sandbox, a temporary config and PAM service, and a real PAM
-//! conversation through libpam with the built module, for the current user.
+//! conversation through libpam with the built module, for the current user. The sandbox
+//! approves a push by itself a few seconds after it is sent, and nothing stays in the
+//! temporary directory, even when the demo is interrupted.
 
-use authy_sandbox::{Sandbox, SandboxConfig};
+use crate::terminal;
+use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig};
 use pam_harness::{Items, Message, Reply};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const SERVICE: &str = "pam_authy_demo";
+
+/// The push status poll interval the demo config sets, and the poll that shows the
+/// approval: the sandbox approves about 3 s after the push is sent.
+const PUSH_POLL_MS: u64 = 500;
+const APPROVING_POLL: u32 = 6;
 
 /// Where a built or installed module is looked for, in order.
 pub fn find_module(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -55,29 +63,43 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     let sandbox = Sandbox::start(SandboxConfig { api_key: api_key.clone(), ..SandboxConfig::default() })
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
+    sandbox.set_push_scenario(
+        FaultScope::User(authy_id),
+        PushScenario::AfterPolls { status: PushStatus::Approved, polls: APPROVING_POLL },
+    );
 
     let dir = tempfile::Builder::new().prefix("pam_authy_demo.").tempdir().map_err(|e| e.to_string())?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
     let confdir = dir.path().join("pam.d");
-    std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
     let ca = dir.path().join("ca.pem");
-    write_private(&ca, &sandbox.ca_pem(), 0o644)?;
     let config = dir.path().join("pam_authy.toml");
+    let stack_file = confdir.join(SERVICE);
+    terminal::remove_on_signals(&[
+        stack_file.clone(),
+        confdir.clone(),
+        ca.clone(),
+        config.clone(),
+        dir.path().to_path_buf(),
+    ]);
+    std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
+    write_private(&ca, &sandbox.ca_pem(), 0o644)?;
     let text = format!(
-        "# Written by `pam-authy demo`.\n[api]\nurl = \"{url}\"\napi_key = \"{api_key}\"\nca_file = \"{ca}\"\n\n[users]\n\"{user}\" = {authy_id}\n",
+        "# Written by `pam-authy demo`.\n[api]\nurl = \"{url}\"\napi_key = \"{api_key}\"\nca_file = \"{ca}\"\n\n\
+         [auth]\npush_timeout_secs = 30\npush_poll_ms = {PUSH_POLL_MS}\n\n[users]\n\"{user}\" = {authy_id}\n",
         url = sandbox.url(),
         ca = ca.display(),
     );
     write_private(&config, &text, 0o600)?;
     let stack =
         format!("auth required {} config={}\naccount required pam_permit.so\n", module.display(), config.display());
-    write_private(&confdir.join(SERVICE), &stack, 0o644)?;
+    write_private(&stack_file, &stack, 0o644)?;
 
     println!("pam_authy demo");
     println!("  sandbox Authy API : {}", sandbox.url());
     println!("  module            : {}", module.display());
     println!("  config            : {}", config.display());
     println!("  PAM user          : {user} -> Authy ID {authy_id}");
+    println!("  push              : type push at the prompt; the sandbox approves it about 3 s later");
     println!();
 
     let items = Items { rhost: Some("127.0.0.1".into()), tty: Some("demo".into()), ruser: None };

@@ -13,7 +13,7 @@ mod progress;
 mod support;
 mod terminal;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use support::Exit;
@@ -31,14 +31,13 @@ use support::Exit;
                   2 on a usage error."
 )]
 struct Cli {
-    /// The module's config file (read by check, enroll, status, remove and offline-enroll).
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        default_value = pam_authy::config::DEFAULT_CONFIG_PATH
-    )]
-    config: PathBuf,
+    /// The module's config file, read by check, enroll, status, remove and offline-enroll
+    /// [default: /etc/pam_authy/pam_authy.toml]. Refused by test, demo and sandbox.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Before the command: the same as the command's own --json.
+    #[arg(long = "json")]
+    json_first: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,7 +78,8 @@ enum Command {
         /// The user's email address, sent to Authy.
         #[arg(long, value_name = "EMAIL")]
         email: String,
-        /// The user's cellphone number, sent to Authy (digits, spaces, dots or dashes).
+        /// The user's cellphone number, sent to Authy: 4 to 15 digits, with spaces, dots or
+        /// dashes, without the country code.
         #[arg(long, value_name = "PHONE")]
         phone: String,
         /// The phone's country calling code, e.g. 1 or +44.
@@ -165,6 +165,7 @@ enum Command {
         module: Option<PathBuf>,
     },
     /// Run the local Authy-compatible sandbox API (same options as `authy-sandbox`).
+    #[command(disable_help_flag = true)]
     Sandbox {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
         args: Vec<String>,
@@ -180,22 +181,48 @@ fn parse_country_code(text: &str) -> Result<u16, String> {
         .ok_or_else(|| "a country calling code is a number from 1 to 999".to_owned())
 }
 
+/// Ends the program with a usage error when an option was given to a command it does not
+/// apply to, instead of silently ignoring it.
+fn refuse_meaningless_options(cli: &Cli) {
+    let name = match &cli.command {
+        Command::Test { .. } => "test",
+        Command::Demo { .. } => "demo",
+        Command::Sandbox { .. } => "sandbox",
+        _ => return,
+    };
+    let why = if cli.config.is_some() {
+        match name {
+            "test" => "--config does not apply to test: the PAM stack names the module's config (its config= argument)",
+            _ => "--config does not apply to demo or sandbox: they make their own temporary config",
+        }
+    } else if cli.json_first && name != "test" {
+        "--json does not apply to demo or sandbox"
+    } else {
+        return;
+    };
+    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, why).exit();
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    refuse_meaningless_options(&cli);
     if let Command::Sandbox { args } = cli.command {
         let code = authy_sandbox::run_cli(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let json = match &cli.command {
+    let json = match &mut cli.command {
         Command::Check { json, .. }
         | Command::Enroll { json, .. }
         | Command::Status { json, .. }
         | Command::Remove { json, .. }
         | Command::OfflineEnroll { json, .. }
-        | Command::Test { json, .. } => json.json,
+        | Command::Test { json, .. } => {
+            json.json |= cli.json_first;
+            json.json
+        }
         Command::Demo { .. } | Command::Sandbox { .. } => false,
     };
-    match run(&cli.config, cli.command) {
+    match run(cli.config.as_deref(), cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Reported) => ExitCode::FAILURE,
         Err(Exit::ReportedWithReason(message)) => {
@@ -212,8 +239,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &Path, command: Command) -> support::Outcome {
-    let path = || support::config_path(Some(config));
+fn run(config: Option<&Path>, command: Command) -> support::Outcome {
+    let path = || support::config_path(config);
     match command {
         Command::Check { strict_ca, no_api, json } => {
             check::run(&path()?, &check::CheckArgs { json: json.json, strict_ca, no_api })

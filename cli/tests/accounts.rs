@@ -115,9 +115,25 @@ fn enroll_reports_the_apis_refusal_and_leaves_the_file_alone() {
     let dir = TestDir::new();
     let original = config_for(&dir, &sandbox, COMMENTED);
     dir.write_config(&original);
-    let run = dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", "no digits", "--country-code", "1"]);
+    let run = dir.cli("enroll", &["bob", "--email", "not-an-address", "--phone", PHONE, "--country-code", "1"]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("users/new: API refused: HTTP 400 error 60027"), "{}", run.stderr);
+    assert!(run.stderr.contains("email is invalid"), "the API's field error: {}", run.stderr);
+    assert_eq!(dir.config_text(), original);
+}
+
+#[test]
+fn enroll_checks_the_phone_number_before_any_request() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    for phone in ["no digits", "555-0100 ext. 9", "12", "+1 555 0100", "1234567890123456"] {
+        let run = dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", phone, "--country-code", "1"]);
+        assert_eq!(run.code, Some(1), "{phone:?}: {}", run.all());
+        assert!(run.stderr.contains("--phone"), "{phone:?}: {}", run.stderr);
+    }
+    assert!(sandbox.requests().is_empty(), "{:?}", paths(&sandbox));
     assert_eq!(dir.config_text(), original);
 }
 

@@ -70,3 +70,43 @@ fn the_man_page_names_every_subcommand_and_flag() {
         }
     }
 }
+
+#[test]
+fn json_works_before_the_subcommand_as_the_man_page_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.toml");
+    let missing = missing.to_str().expect("utf-8");
+    for args in
+        [["--json", "--config", missing, "check", "--no-api"], ["--config", missing, "check", "--no-api", "--json"]]
+    {
+        let run = run(&args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.all());
+        let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON object");
+        assert_eq!(report["ok"], false, "{args:?}");
+    }
+}
+
+#[test]
+fn config_is_refused_by_the_commands_that_never_read_it() {
+    for args in [
+        &["--config", "/etc/pam_authy/other.toml", "test", "root"][..],
+        &["test", "root", "--config", "/etc/pam_authy/other.toml"],
+        &["--config", "/etc/pam_authy/other.toml", "demo"],
+        &["--config", "/etc/pam_authy/other.toml", "sandbox"],
+        &["--json", "demo"],
+        &["--json", "sandbox"],
+    ] {
+        let run = run(args);
+        assert_eq!(run.code, Some(2), "{args:?}: a usage error: {}", run.all());
+        assert!(run.stderr.contains("does not apply to"), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn sandbox_help_shows_the_sandboxs_own_flags() {
+    let run = run(&["sandbox", "--help"]);
+    assert!(run.ok(), "{}", run.all());
+    for flag in ["--listen", "--control", "--tls-dir", "--api-key"] {
+        assert!(run.all().contains(flag), "{flag} missing: {}", run.all());
+    }
+}

@@ -168,3 +168,82 @@ fn demo_auto_still_prints_pam_success() {
     assert!(run.ok(), "{}", run.all());
     assert!(run.stdout.contains("PAM result: PAM_SUCCESS (0)"), "{}", run.stdout);
 }
+
+/// `pam-authy demo` with TMPDIR in a directory of its own, answers on stdin, stderr read
+/// as it comes.
+struct Demo {
+    child: std::process::Child,
+    tmp: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Demo {
+    fn start(stdin: &str) -> Demo {
+        use std::io::{Read, Write};
+        use std::process::{Command, Stdio};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(common::binary())
+            .args(["demo", "--module", &common::module_path().display().to_string()])
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pam-authy demo");
+        child.stdin.as_mut().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+                sink.lock().expect("lock").push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        Demo { child, tmp, stderr }
+    }
+
+    fn wait_for_stderr(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.stderr.lock().expect("lock").contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} never came: {}",
+                self.stderr.lock().expect("lock")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn leftovers(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(self.tmp.path()).expect("read TMPDIR").map(|e| e.expect("entry").path()).collect()
+    }
+}
+
+#[test]
+fn the_demo_sandbox_approves_a_push_after_a_few_seconds() {
+    let mut demo = Demo::start("push\n");
+    let started = std::time::Instant::now();
+    let output = std::mem::replace(&mut demo.child, std::process::Command::new("true").spawn().expect("true"))
+        .wait_with_output()
+        .expect("wait for the demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = demo.stderr.lock().expect("lock").clone();
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PAM result: PAM_SUCCESS (0)"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Authy push sent"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
+}
+
+#[test]
+fn an_interrupted_demo_leaves_nothing_in_tmp() {
+    let mut demo = Demo::start("");
+    demo.wait_for_stderr("Authy token");
+    assert!(!demo.leftovers().is_empty(), "the demo keeps its files in TMPDIR while it runs");
+    let kill = std::process::Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    let status = demo.child.wait().expect("wait for the demo");
+    assert!(!status.success());
+    assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
+}

@@ -16,7 +16,11 @@ struct ErrorBody {
     message: Option<Value>,
     error_code: Option<Value>,
     token: Option<Value>,
+    errors: Option<Value>,
 }
+
+/// At most this many field errors (`"email": "is invalid"`) are kept from `errors`.
+const MAX_FIELD_ERRORS: usize = 4;
 
 fn error_code(body: &ErrorBody) -> Option<String> {
     match &body.error_code {
@@ -26,11 +30,32 @@ fn error_code(body: &ErrorBody) -> Option<String> {
     }
 }
 
+/// The top-level message, then the field errors of `errors` (users/new says which field was
+/// wrong only there), e.g. `User was not valid: email is invalid`.
 fn message(body: &ErrorBody) -> String {
-    match &body.message {
+    let mut text = match &body.message {
         Some(Value::String(text)) => sanitize::display_text(text, 120),
         _ => String::new(),
+    };
+    let fields: Vec<String> = match &body.errors {
+        Some(Value::Object(errors)) => errors
+            .iter()
+            .filter(|(field, _)| field.as_str() != "message")
+            .filter_map(|(field, problem)| Some((field, problem.as_str()?)))
+            .take(MAX_FIELD_ERRORS)
+            .map(|(field, problem)| {
+                format!("{} {}", sanitize::display_text(field, 32), sanitize::display_text(problem, 60))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !fields.is_empty() {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&fields.join(", "));
     }
+    text
 }
 
 fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {
@@ -255,6 +280,18 @@ mod tests {
             verify(401, br#"{"errors":{"token":"is invalid"},"token":"is invalid","success":false}"#),
             Ok(TokenVerdict::Invalid)
         );
+    }
+
+    #[test]
+    fn field_errors_of_a_refusal_are_kept_sanitised_and_bounded() {
+        let body = br#"{"message":"User was not valid","success":false,"errors":{"message":"User was not valid","email":"is invalid","cellphone":"is invalid\u001b[2J"},"email":"is invalid","error_code":"60027"}"#;
+        let ApiError::Rejected { status: 400, code, message } = error_from(400, body) else { panic!("a refusal") };
+        assert_eq!(code.as_deref(), Some("60027"));
+        assert_eq!(message, "User was not valid: cellphone is invalid[2J, email is invalid");
+        let many: String = (0..20).map(|i| format!(r#""f{i}":"is invalid","#)).collect();
+        let body = format!(r#"{{"message":"m","errors":{{{many}"message":"m"}}}}"#);
+        let ApiError::Rejected { message, .. } = error_from(400, body.as_bytes()) else { panic!("a refusal") };
+        assert_eq!(message.matches("is invalid").count(), MAX_FIELD_ERRORS, "{message}");
     }
 
     #[test]
