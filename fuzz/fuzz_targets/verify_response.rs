@@ -92,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(sid) => {
                 assert_eq!(status, 201);
                 assert_eq!(field(object, "sid"), Some(sid.as_str()));
-                assert_eq!(field(object, "channel"), Some(channel.path()));
+                assert_eq!(field(object, "channel"), Some(channel.as_str()));
                 assert_eq!(field(object, "status"), Some("pending"));
             }
             Err(error) => check_error(status, &error),
