@@ -84,13 +84,16 @@ impl Method {
     }
 }
 
-/// A positive Authy user id.
+/// A positive Authy user id that the config can hold: TOML integers stop at `i64::MAX`, so
+/// an id from the API beyond that could never be written into `[users]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AuthyId(u64);
 
 impl AuthyId {
+    pub const MAX: u64 = i64::MAX as u64;
+
     pub fn new(id: u64) -> Option<AuthyId> {
-        (id > 0).then_some(AuthyId(id))
+        (1..=Self::MAX).contains(&id).then_some(AuthyId(id))
     }
 
     pub fn get(self) -> u64 {
@@ -516,6 +519,15 @@ mod tests {
 
     fn problem(text: &str) -> String {
         parse(text).expect_err("must be refused").problem
+    }
+
+    #[test]
+    fn authy_ids_are_exactly_those_a_config_can_hold() {
+        assert_eq!(AuthyId::new(0), None);
+        assert_eq!(AuthyId::new(1).map(AuthyId::get), Some(1));
+        assert_eq!(AuthyId::new(i64::MAX as u64).map(AuthyId::get), Some(i64::MAX as u64));
+        assert_eq!(AuthyId::new(i64::MAX as u64 + 1), None);
+        assert_eq!(AuthyId::new(u64::MAX), None);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! `enroll`, `status` and `remove`: an Authy user and its line in `[users]`.
 //!
-//! Every subcommand validates the config with the module's checks before it calls the API,
-//! and edits the mapping only through `confedit`, so a failed call leaves the file as it was
-//! and a failed edit after a successful call says what to write by hand.
+//! Every subcommand that changes something takes the config lock first (waiting, bounded),
+//! then validates the config with the module's checks, then calls the API, then edits the
+//! mapping through `confedit` under the same lock: a failed call leaves the file as it was,
+//! and when the edit fails after `users/new` succeeded, the new Authy user is removed again,
+//! so the remote and the local change happen together or not at all.
 
 use crate::confedit;
 use crate::progress;
 use crate::support::{self, Outcome};
 use pam_authy::backend::ApiError;
-use pam_authy::config::{AuthyId, UnmappedPolicy};
+use pam_authy::config::{AuthyId, Config, UnmappedPolicy};
 use pam_authy::sanitize::display_text;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -24,6 +26,7 @@ pub struct EnrollArgs {
 pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
     support::check_user_name(&args.user)?;
     check_phone(&args.phone)?;
+    let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     if let Some(entry) = config.user(&args.user) {
         return Err(format!(
@@ -41,15 +44,9 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         client.create_user(&args.email, &args.phone, args.country_code)
     })
     .map_err(|e| format!("{}: users/new: {}", config.api.url, api_problem(&e)))?;
-    confedit::edit(path, |doc| {
-        confedit::add_user(doc, &args.user, authy_id.get())
-    })
-    .map_err(|e| {
-        format!(
-            "Authy created ID {authy_id} but the mapping was not saved: {e}; add `{} = {authy_id}` under [users] by hand",
-            args.user
-        )
-    })?;
+    if let Err(problem) = lock.edit(|doc| confedit::add_user(doc, &args.user, authy_id.get())) {
+        return Err(undo_creation(&client, &config, authy_id, &problem).into());
+    }
     if args.json {
         support::print_json(&json!({
             "ok": true,
@@ -80,6 +77,24 @@ fn check_phone(phone: &str) -> Result<(), String> {
         "only digits, spaces, dots and dashes are allowed"
     };
     Err(format!("--phone {:?}: {why}", display_text(phone, 40)))
+}
+
+/// Removes the Authy user that `users/new` just gave us, because its mapping could not be
+/// saved; the reason says what happened at the API. An ID that another account of this
+/// config already maps to is an existing Authy user (same phone), so it is left alone.
+fn undo_creation(client: &pam_authy::authy::AuthyClient, config: &Config, authy_id: AuthyId, problem: &str) -> String {
+    if let Some(other) = config.users.iter().find(|(_, entry)| entry.authy_id == authy_id).map(|(name, _)| name) {
+        return format!(
+            "the mapping was not saved: {problem}; Authy answered ID {authy_id}, which {other} already uses, so it was left in place"
+        );
+    }
+    match progress::waiting("removing the Authy user again", || client.remove_user(authy_id)) {
+        Ok(()) => format!("the mapping was not saved: {problem}; the new Authy user (ID {authy_id}) was removed again"),
+        Err(e) => format!(
+            "the mapping was not saved: {problem}; removing the new Authy user (ID {authy_id}) failed too ({}): remove it with the Authy console",
+            api_problem(&e)
+        ),
+    }
 }
 
 pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
@@ -161,6 +176,7 @@ fn print_status(user: &str, authy_id: AuthyId, status: &Value, offline: bool) {
 
 pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
     support::check_user_name(user)?;
+    let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
     let authy_id = entry.authy_id;
@@ -181,7 +197,7 @@ pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
             .into());
         }
     };
-    confedit::edit(path, |doc| confedit::remove_user(doc, user))
+    lock.edit(|doc| confedit::remove_user(doc, user))
         .map_err(|e| format!("Authy ID {authy_id} is {api_note} but {user} is still in [users]: {e}"))?;
     if config.auth.unmapped_users == UnmappedPolicy::Ignore {
         support::warn(&format!("unmapped_users = \"ignore\": {user} now logs in without a second factor"));

@@ -7,8 +7,10 @@
 //! original owner and mode), fsynced, validated once more with `Config::load` (so the mode
 //! check sees the exact bytes and mode), and renamed over the original; then the directory
 //! is fsynced. The module therefore reads either the old file or the new one, never a mix.
-//! Concurrent `pam-authy` edits are serialised with a lock on the directory, and an edit by
-//! anyone else between our read and our rename aborts ours.
+//! Concurrent `pam-authy` commands are serialised with a lock on the directory, which a
+//! command takes (waiting at most `LOCK_WAIT`) before anything else, so that an API call and
+//! the edit that records it happen under one lock; an edit by anyone else between our read
+//! and our rename aborts ours.
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
@@ -19,30 +21,81 @@ use pam_authy::secure_fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 use zeroize::Zeroizing;
 
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// How long a command waits for another `pam-authy` to finish with the config.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// Applies `change` to the config at `path` and replaces the file atomically. Nothing is
 /// written when `change` fails or when the result would not be a valid config.
 pub fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
-    Config::load(path).map_err(|e| format!("{e} (not editing a file the module rejects)"))?;
-    let (dir_path, name) = secure_fs::split_file_path(path).map_err(|e| e.to_string())?;
-    let dir = secure_fs::open_dir(dir_path).map_err(|e| e.to_string())?;
-    let dir_handle = std::fs::File::from(
-        openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| format!("{}: {}", dir_path.display(), e.desc()))?,
-    );
-    let lock = Flock::lock(dir_handle, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-        if errno == Errno::EWOULDBLOCK {
-            format!("{}: another pam-authy is editing it; try again", path.display())
-        } else {
-            format!("{}: cannot lock: {}", dir_path.display(), errno.desc())
-        }
-    })?;
+    ConfigLock::acquire(path)?.edit(change)
+}
 
-    let file = secure_fs::open_file_in(&dir, name, path, OFlag::O_RDONLY).map_err(|e| e.to_string())?;
+/// The exclusive right to change the config at `path`, held until dropped.
+pub struct ConfigLock {
+    path: PathBuf,
+    dir_path: PathBuf,
+    name: PathBuf,
+    dir: OwnedFd,
+    lock: Flock<std::fs::File>,
+}
+
+impl ConfigLock {
+    /// Locks the config's directory, waiting at most `LOCK_WAIT` for another `pam-authy`.
+    pub fn acquire(path: &Path) -> Result<ConfigLock, String> {
+        let (dir_path, name) = secure_fs::split_file_path(path).map_err(|e| e.to_string())?;
+        let dir = secure_fs::open_dir(dir_path).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let lock = loop {
+            let dir_handle = std::fs::File::from(
+                openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                    .map_err(|e| format!("{}: {}", dir_path.display(), e.desc()))?,
+            );
+            match Flock::lock(dir_handle, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((_, Errno::EWOULDBLOCK)) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(format!(
+                        "{}: another pam-authy is editing it (waited {} s); nothing was changed, try again",
+                        path.display(),
+                        LOCK_WAIT.as_secs()
+                    ));
+                }
+                Err((_, errno)) => return Err(format!("{}: cannot lock: {}", dir_path.display(), errno.desc())),
+            }
+        };
+        Ok(ConfigLock {
+            path: path.to_path_buf(),
+            dir_path: dir_path.to_path_buf(),
+            name: name.to_path_buf(),
+            dir,
+            lock,
+        })
+    }
+
+    /// Applies `change` to the config and replaces the file atomically (see [`edit`]).
+    pub fn edit<T>(&self, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
+        let (path, dir_path, name, dir) =
+            (self.path.as_path(), self.dir_path.as_path(), self.name.as_path(), &self.dir);
+        Config::load(path).map_err(|e| format!("{e} (not editing a file the module rejects)"))?;
+        edit_locked(path, dir_path, name, dir, &self.lock, change)
+    }
+}
+
+fn edit_locked<T>(
+    path: &Path,
+    dir_path: &Path,
+    name: &Path,
+    dir: &OwnedFd,
+    lock: &Flock<std::fs::File>,
+    change: impl FnOnce(&mut DocumentMut) -> Result<T, String>,
+) -> Result<T, String> {
+    let file = secure_fs::open_file_in(dir, name, path, OFlag::O_RDONLY).map_err(|e| e.to_string())?;
     let original = fstat(file.as_fd()).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
     let text = read_text(file, path)?;
     Config::parse(path, &text).map_err(|e| e.to_string())?;
@@ -56,7 +109,7 @@ pub fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, S
 
     let new_text = Zeroizing::new(document.to_string());
     Config::parse(path, &new_text).map_err(|e| format!("{e} (the edited config would be invalid; nothing written)"))?;
-    let temp = TempFile::create(&dir, dir_path, name)?;
+    let temp = TempFile::create(dir, dir_path, name)?;
     temp.write(&new_text, &original)?;
     Config::load(&temp.path).map_err(|e| {
         format!("{} (the edited config would be rejected; nothing written)", rename_error(e, &temp.path, path))
@@ -66,7 +119,7 @@ pub fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, S
     if !same_version(&original, &now) {
         return Err(format!("{}: changed by someone else while editing; nothing written, try again", path.display()));
     }
-    temp.commit(&dir, name, path)?;
+    temp.commit(dir, name, path)?;
     fsync(lock.as_fd()).map_err(|e| format!("{}: fsync: {}", dir_path.display(), e.desc()))?;
     Ok(result)
 }

@@ -253,7 +253,30 @@ fn removing_a_user_under_unmapped_ignore_warns_that_they_lose_the_second_factor(
 }
 
 #[test]
-fn an_edit_is_refused_when_another_edit_holds_the_lock() {
+fn enroll_waits_for_another_edit_before_it_calls_the_api() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    let handle = std::fs::File::open(dir.path()).expect("open dir");
+    let lock = nix::fcntl::Flock::lock(handle, nix::fcntl::FlockArg::LockExclusive).expect("lock");
+    let requests_while_locked = std::thread::scope(|scope| {
+        let enroll = scope
+            .spawn(|| dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", PHONE, "--country-code", "1"]));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let seen = sandbox.requests().len();
+        drop(lock);
+        let run = enroll.join().expect("join");
+        assert!(run.ok(), "{}", run.all());
+        seen
+    });
+    assert_eq!(requests_while_locked, 0, "the API was called before the config lock was held");
+    let id = sandbox.add_user("b@example.org", PHONE, 1);
+    assert_eq!(dir.config_text(), format!("{original}bob = {id}\n"));
+}
+
+#[test]
+fn an_edit_gives_up_when_the_lock_stays_held_and_nothing_changed_anywhere() {
     let sandbox = sandbox();
     let dir = TestDir::new();
     let original = config_for(&dir, &sandbox, COMMENTED);
@@ -263,6 +286,96 @@ fn an_edit_is_refused_when_another_edit_holds_the_lock() {
     let run = dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", PHONE, "--country-code", "1"]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("another pam-authy is editing it"), "{}", run.stderr);
-    assert!(run.stderr.contains("Authy created ID"), "the admin learns the new ID: {}", run.stderr);
+    assert!(!run.stderr.contains("Authy created"), "{}", run.stderr);
+    assert!(sandbox.requests().is_empty(), "{:?}", paths(&sandbox));
+    assert_eq!(dir.config_text(), original);
+}
+
+#[test]
+fn twelve_parallel_enrolls_change_authy_and_the_config_together() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    let runs: Vec<(String, common::Run)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let dir = &dir;
+                scope.spawn(move || {
+                    let user = format!("user{i}");
+                    let phone = format!("555-010-{:04}", 1000 + i);
+                    let email = format!("{user}@example.org");
+                    (
+                        user.clone(),
+                        dir.cli("enroll", &[&user, "--email", &email, "--phone", &phone, "--country-code", "1"]),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("join")).collect()
+    });
+    let config = Config::load(&dir.config_path()).expect("the module accepts the result");
+    let created = sandbox.requests().iter().filter(|r| r.raw_path == "/protected/json/users/new").count();
+    let mapped: Vec<&String> = runs.iter().filter(|(_, run)| run.ok()).map(|(user, _)| user).collect();
+    for (user, run) in &runs {
+        assert!(run.ok(), "{user}: {}", run.all());
+        assert!(config.user(user).is_some(), "{user} is missing from the config");
+    }
+    assert_eq!(created, mapped.len(), "every Authy user created has its line, and no more");
+    assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
+}
+
+#[test]
+fn an_authy_id_beyond_the_configs_range_is_refused_and_no_line_is_advised() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    let huge = "9223372036854775808";
+    sandbox.set_fault(
+        authy_sandbox::FaultScope::Global,
+        Some(authy_sandbox::Fault::Body(
+            200,
+            format!(r#"{{"message":"User created successfully.","user":{{"id":{huge}}},"success":true}}"#),
+        )),
+    );
+    let run = dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", PHONE, "--country-code", "1"]);
+    assert_eq!(run.code, Some(1));
+    assert!(!run.stderr.contains("by hand"), "a line with that ID would break the config: {}", run.stderr);
+    assert!(!run.all().contains(&format!("bob = {huge}")), "{}", run.all());
+    assert_eq!(run.error_lines().len(), 1, "{}", run.stderr);
+    assert_eq!(dir.config_text(), original);
+    Config::load(&dir.config_path()).expect("the config still loads");
+}
+
+#[test]
+fn enroll_undoes_the_authy_user_when_the_config_cannot_be_edited() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    let path = dir.write_config(&original);
+    sandbox.set_fault_times(
+        authy_sandbox::FaultScope::Global,
+        authy_sandbox::Fault::Slow(std::time::Duration::from_millis(1500)),
+        1,
+    );
+    let run = std::thread::scope(|scope| {
+        let enroll = scope
+            .spawn(|| dir.cli("enroll", &["bob", "--email", "b@example.org", "--phone", PHONE, "--country-code", "1"]));
+        // While users/new is in flight, someone makes the file one the module rejects.
+        while sandbox.requests().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        set_mode(&path, 0o644);
+        enroll.join().expect("join")
+    });
+    assert_eq!(run.code, Some(1));
+    let id = sandbox.add_user("b@example.org", PHONE, 1);
+    assert_eq!(
+        paths(&sandbox),
+        ["POST /protected/json/users/new".to_owned(), format!("POST /protected/json/users/{id}/remove")]
+    );
+    assert!(run.stderr.contains("removed again"), "{}", run.stderr);
+    assert!(!run.stderr.contains("by hand"), "{}", run.stderr);
     assert_eq!(dir.config_text(), original);
 }
