@@ -57,9 +57,7 @@ fn current_user() -> Result<String, String> {
 pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     let module = find_module(module)?;
     let user = current_user()?;
-    let mut key_bytes = [0u8; 16];
-    getrandom_key(&mut key_bytes);
-    let api_key: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let api_key = sandbox_api_key(getrandom::fill)?;
     let sandbox = Sandbox::start(SandboxConfig { api_key: api_key.clone(), ..SandboxConfig::default() })
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
@@ -127,9 +125,27 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     }
 }
 
-fn getrandom_key(buffer: &mut [u8]) {
-    use std::io::Read;
-    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
-        let _ = urandom.read_exact(buffer);
+/// A random key for the demo's sandbox, or an error when the random source fails: a key of
+/// zeros would let anyone on the host use the sandbox.
+fn sandbox_api_key<E: std::fmt::Display>(fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<String, String> {
+    let mut key_bytes = [0u8; 16];
+    fill(&mut key_bytes).map_err(|e| format!("no random source for the sandbox's API key: {e}"))?;
+    Ok(key_bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_random_source_is_an_error_never_a_fixed_key() {
+        let failed = sandbox_api_key(|_: &mut [u8]| Err("no entropy"));
+        assert!(failed.is_err(), "{failed:?}");
+        let key = sandbox_api_key(|b: &mut [u8]| {
+            b.fill(0xab);
+            Ok::<(), String>(())
+        })
+        .expect("key");
+        assert_eq!(key, "ab".repeat(16));
     }
 }

@@ -40,7 +40,7 @@ pub fn run(args: &TestArgs) -> Outcome {
     if !stack.is_file() {
         return Err(format!("{}: no such PAM service file", stack.display()).into());
     }
-    let mentions = modules_named(&dir, &args.service, "pam_authy");
+    let mentions = modules_named(&dir, &args.service, "pam_authy.so");
     if mentions.is_empty() {
         support::warn(&format!(
             "{} (with its includes) never loads pam_authy; this tests the stack without it",
@@ -109,8 +109,8 @@ struct Mention {
     args: Vec<String>,
 }
 
-/// Lines of the stack (following `@include`, `include` and `substack`) that name a module
-/// containing `module`.
+/// Lines of the stack (following `@include`, `include` and `substack`) whose module path is
+/// `module` (a file name such as `pam_authy.so`) or ends in `/module`.
 fn modules_named(dir: &Path, service: &str, module: &str) -> Vec<Mention> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
@@ -133,7 +133,9 @@ fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<
             ["@include", included, ..] => scan(dir, included, module, depth + 1, seen, found),
             [_, "include" | "substack", included, ..] => scan(dir, included, module, depth + 1, seen, found),
             words => {
-                if let Some(at) = words.iter().position(|w| w.contains(module)) {
+                if let Some(at) = module_path_index(words)
+                    && Path::new(words[at]).file_name().is_some_and(|name| name == module)
+                {
                     found.push(Mention {
                         location: format!("{}:{}", path.display(), index + 1),
                         args: words[at + 1..].iter().map(|w| (*w).to_owned()).collect(),
@@ -142,6 +144,14 @@ fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<
             }
         }
     }
+}
+
+/// Where the module path is in `TYPE CONTROL MODULE ARGS...`: CONTROL is one word, or a
+/// `[...]` group that may hold spaces.
+fn module_path_index(words: &[&str]) -> Option<usize> {
+    let control = words.get(1)?;
+    let control_end = if control.starts_with('[') { 1 + words[1..].iter().position(|w| w.ends_with(']'))? } else { 1 };
+    (control_end + 1 < words.len()).then_some(control_end + 1)
 }
 
 /// Says, before anything runs, what each pam_authy line of the stack will do for `user`:
@@ -207,10 +217,28 @@ mod tests {
             "auth required /lib/security/pam_authy.so config=/x\nauth include svc\n",
         )
         .expect("write");
-        let found = modules_named(dir.path(), "svc", "pam_authy");
+        let found = modules_named(dir.path(), "svc", "pam_authy.so");
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].location.ends_with("deeper:1"));
         assert_eq!(found[0].args, ["config=/x"]);
         assert!(modules_named(dir.path(), "common", "pam_nothing").is_empty());
+    }
+
+    #[test]
+    fn only_the_module_path_word_naming_exactly_that_module_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("svc"),
+            "auth required pam_authy_legacy.so config=/a\n\
+             auth optional pam_exec.so /usr/local/bin/pam_authy.so-notify\n\
+             auth required /opt/not_pam_authy.so config=/b\n\
+             auth optional pam_echo.so pam_authy.so\n\
+             -auth [success=1 default=ignore] /lib/security/pam_authy.so config=/c\n\
+             auth [default=die] pam_authy.so config=/d\n",
+        )
+        .expect("write");
+        let found = modules_named(dir.path(), "svc", "pam_authy.so");
+        let args: Vec<&[String]> = found.iter().map(|m| m.args.as_slice()).collect();
+        assert_eq!(args, [&["config=/c".to_owned()][..], &["config=/d".to_owned()][..]], "{found:?}");
     }
 }
