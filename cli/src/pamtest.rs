@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_SERVICE: &str = "sshd";
 const SYSTEM_PAM_DIR: &str = "/etc/pam.d";
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// The module as installed, and as `cargo build` names it.
+const MODULE_FILE_NAMES: &[&str] = &["pam_authy.so", "libpam_authy.so"];
 
 pub struct TestArgs {
     pub user: String,
@@ -40,7 +42,7 @@ pub fn run(args: &TestArgs) -> Outcome {
     if !stack.is_file() {
         return Err(format!("{}: no such PAM service file", stack.display()).into());
     }
-    let mentions = modules_named(&dir, &args.service, "pam_authy.so");
+    let mentions = modules_named(&dir, &args.service, MODULE_FILE_NAMES);
     if mentions.is_empty() {
         support::warn(&format!(
             "{} (with its includes) never loads pam_authy; this tests the stack without it",
@@ -109,16 +111,16 @@ struct Mention {
     args: Vec<String>,
 }
 
-/// Lines of the stack (following `@include`, `include` and `substack`) whose module path is
-/// `module` (a file name such as `pam_authy.so`) or ends in `/module`.
-fn modules_named(dir: &Path, service: &str, module: &str) -> Vec<Mention> {
+/// Lines of the stack (following `@include`, `include` and `substack`) whose module path has
+/// one of the file names in `module`.
+fn modules_named(dir: &Path, service: &str, module: &[&str]) -> Vec<Mention> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     scan(dir, service, module, 0, &mut seen, &mut found);
     found
 }
 
-fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<String>, found: &mut Vec<Mention>) {
+fn scan(dir: &Path, name: &str, module: &[&str], depth: usize, seen: &mut BTreeSet<String>, found: &mut Vec<Mention>) {
     if depth > MAX_INCLUDE_DEPTH || name.contains('/') || !seen.insert(name.to_owned()) {
         return;
     }
@@ -134,7 +136,7 @@ fn scan(dir: &Path, name: &str, module: &str, depth: usize, seen: &mut BTreeSet<
             [_, "include" | "substack", included, ..] => scan(dir, included, module, depth + 1, seen, found),
             words => {
                 if let Some(at) = module_path_index(words)
-                    && Path::new(words[at]).file_name().is_some_and(|name| name == module)
+                    && Path::new(words[at]).file_name().is_some_and(|name| module.iter().any(|m| name == *m))
                 {
                     found.push(Mention {
                         location: format!("{}:{}", path.display(), index + 1),
@@ -217,11 +219,11 @@ mod tests {
             "auth required /lib/security/pam_authy.so config=/x\nauth include svc\n",
         )
         .expect("write");
-        let found = modules_named(dir.path(), "svc", "pam_authy.so");
+        let found = modules_named(dir.path(), "svc", &["pam_authy.so"]);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].location.ends_with("deeper:1"));
         assert_eq!(found[0].args, ["config=/x"]);
-        assert!(modules_named(dir.path(), "common", "pam_nothing").is_empty());
+        assert!(modules_named(dir.path(), "common", &["pam_nothing.so"]).is_empty());
     }
 
     #[test]
@@ -234,11 +236,13 @@ mod tests {
              auth required /opt/not_pam_authy.so config=/b\n\
              auth optional pam_echo.so pam_authy.so\n\
              -auth [success=1 default=ignore] /lib/security/pam_authy.so config=/c\n\
-             auth [default=die] pam_authy.so config=/d\n",
+             auth [default=die] pam_authy.so config=/d\n\
+             auth required /src/target/debug/libpam_authy.so config=/e\n",
         )
         .expect("write");
-        let found = modules_named(dir.path(), "svc", "pam_authy.so");
+        let found = modules_named(dir.path(), "svc", MODULE_FILE_NAMES);
         let args: Vec<&[String]> = found.iter().map(|m| m.args.as_slice()).collect();
-        assert_eq!(args, [&["config=/c".to_owned()][..], &["config=/d".to_owned()][..]], "{found:?}");
+        let expected = ["config=/c", "config=/d", "config=/e"].map(|a| vec![a.to_owned()]);
+        assert_eq!(args, expected.iter().map(Vec::as_slice).collect::<Vec<_>>(), "{found:?}");
     }
 }
