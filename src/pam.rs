@@ -8,9 +8,9 @@
 use crate::authy::{AuthyBackend, AuthyClient};
 use crate::backend::{ApiError, Backend};
 use crate::clock::SystemClock;
-use crate::config::{Config, UserEntry};
+use crate::config::{Config, ModuleArgs, UserEntry};
 use crate::context;
-use crate::flow::{self, ConvError, Conversation, Deps, Login, Outcome};
+use crate::flow::{self, ConvError, Conversation, Decision, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
 use crate::sanitize;
 use crate::secret::Secret;
@@ -127,8 +127,8 @@ fn tty_item(handle: *const c_void) -> Option<String> {
 }
 
 fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
-    let debug = args.iter().any(|a| a == "debug");
-    let log = Syslog { debug };
+    let args = ModuleArgs::parse(args);
+    let log = Syslog { debug: args.as_ref().is_ok_and(|args| args.debug) };
     let user = match pamh.get_user(None) {
         Ok(Some(user)) => match user.to_str() {
             Ok(user) => user.to_owned(),
@@ -172,7 +172,11 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         accounts: &SystemAccounts,
         log: &log,
     };
-    let decision = flow::run(args, &login, &mut deps);
+    // The edge loads the file; the flow only ever sees a parsed, validated config.
+    let decision = match args.and_then(|args| Config::load(&args.config_path).map(|config| (args, config))) {
+        Ok((args, config)) => flow::authenticate(&config, &args, &login, &mut deps),
+        Err(error) => Decision::config_error(&error),
+    };
     log.log(decision.log_level(), &decision.log_line(&login));
     pam_code(decision.outcome)
 }

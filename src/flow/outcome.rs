@@ -6,7 +6,7 @@
 
 use super::Login;
 use crate::backend::ApiError;
-use crate::config::{AuthyId, FailMode};
+use crate::config::{AuthyId, ConfigError, FailMode};
 use crate::log::{Level, format_fields};
 use std::fmt;
 
@@ -77,18 +77,24 @@ pub struct Decision {
     pub reason: String,
     pub account: Option<String>,
     pub authy_id: Option<AuthyId>,
-    pub tries: u32,
+    /// Wrong, reused or malformed codes and unapproved pushes before the decision.
+    pub failed_tries: u32,
 }
 
 impl Decision {
     pub(super) fn new(outcome: Outcome, reason: impl Into<String>) -> Decision {
-        Decision { outcome, reason: reason.into(), account: None, authy_id: None, tries: 0 }
+        Decision { outcome, reason: reason.into(), account: None, authy_id: None, failed_tries: 0 }
+    }
+
+    /// The module arguments or the config file could not be used: nothing was asked.
+    pub fn config_error(error: &ConfigError) -> Decision {
+        Decision::new(Outcome::ServiceError, format!("config: {error}"))
     }
 
     /// The syslog line for this decision.
     pub fn log_line(&self, login: &Login) -> String {
         let authy_id = self.authy_id.map(|id| id.to_string()).unwrap_or_default();
-        let tries = self.tries.to_string();
+        let failed_tries = self.failed_tries.to_string();
         let mut fields = vec![
             ("service", login.service.as_str()),
             ("user", login.user.as_str()),
@@ -105,8 +111,8 @@ impl Decision {
         if self.authy_id.is_some() {
             fields.push(("authy_id", &authy_id));
         }
-        if self.tries > 0 {
-            fields.push(("tries", &tries));
+        if self.failed_tries > 0 {
+            fields.push(("failed_tries", &failed_tries));
         }
         format_fields(&fields)
     }
