@@ -1,6 +1,6 @@
 //! The offline TOTP fallback, failmode per failure kind, replay protection, the rate limit
 //! and the grace period, through the built module and real libpam. The unit tests in
-//! src/flow.rs and src/state.rs drive the same rules with a fake clock; here the real clock
+//! src/flow/ and src/state/ drive the same rules with a fake clock; here the real clock
 //! runs, and no test sleeps to reach a time step: codes are computed for the current step.
 
 #![allow(clippy::disallowed_methods)]
