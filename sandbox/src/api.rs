@@ -1,6 +1,6 @@
 //! The imitation of the Authy REST API: routing, faults, authentication and the endpoints.
 //!
-//! Bodies follow /work/shared/authy-api.md byte for byte in shape: compact JSON, keys in the
+//! Bodies follow docs/authy-api.md byte for byte in shape: compact JSON, keys in the
 //! documented order, `success` the string `"true"` on verify success, `error_code` a string.
 //! A request goes through [`prepare`] (record it, route it, pick a fault) and then, unless a
 //! fault replaces the answer, [`answer`] (API key, parameters, handler). The split lets the
@@ -97,7 +97,7 @@ fn subject_user(route: &Route, store: &Store) -> Option<u64> {
 }
 
 /// Maps method and path to a route. Only the `json` format exists; `xml` is answered 404,
-/// which authy-api.md allows. As in Sinatra, a wrong method is simply an unknown route.
+/// which docs/authy-api.md allows. As in Sinatra, a wrong method is simply an unknown route.
 pub(crate) fn route(method: &str, path: &str) -> Route {
     let Some(rest) = path.strip_prefix('/') else {
         return Route::NotFound;
@@ -127,7 +127,7 @@ pub(crate) fn route(method: &str, path: &str) -> Route {
     }
 }
 
-/// An authy_id must be all digits (authy-api.md §10); anything else is "User not found.".
+/// An authy_id must be all digits (docs/authy-api.md §10); anything else is "User not found.".
 fn parse_id(id: &str) -> Option<u64> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -164,7 +164,7 @@ pub(crate) fn fault_response(fault: &Fault) -> Option<Response> {
     })
 }
 
-/// `{"message":M,"success":false,"errors":{"message":M},"error_code":C}` (authy-api.md §9).
+/// `{"message":M,"success":false,"errors":{"message":M},"error_code":C}` (docs/authy-api.md §9).
 fn error(status: u16, code: &str, message: &str) -> Response {
     reply(
         status,
@@ -252,7 +252,7 @@ fn valid_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Dashes, dots and spaces are allowed in a cellphone (authy-api.md §1); the rest must be
+/// Dashes, dots and spaces are allowed in a cellphone (docs/authy-api.md §1); the rest must be
 /// 6 to 15 digits (E.164 allows at most 15).
 fn normalize_cellphone(raw: &str) -> Option<String> {
     let digits: String = raw.chars().filter(|c| !matches!(c, '-' | '.' | ' ')).collect();
@@ -356,7 +356,7 @@ fn user_status(store: &Store, id: &str) -> Response {
 }
 
 /// Removal only marks the user: Authy deletes for real about a day later and tokens keep
-/// verifying meanwhile (authy-api.md §3), so `status` then shows `account_disabled: true`.
+/// verifying meanwhile (docs/authy-api.md §3), so `status` then shows `account_disabled: true`.
 fn user_remove(store: &mut Store, id: &str, legacy_delete_path: bool) -> Response {
     let Some(uid) = lookup(store, id).map(|u| u.id) else {
         return user_not_found();
@@ -371,7 +371,7 @@ fn user_remove(store: &mut Store, id: &str, legacy_delete_path: bool) -> Respons
 
 // ----------------------------------------------------------------------------- sms / call --
 
-/// 503 for a disabled add-on. The only recorded body (authy-api.md §4, 2013) puts `success`
+/// 503 for a disabled add-on. The only recorded body (docs/authy-api.md §4, 2013) puts `success`
 /// first, then `message`, then `errors`; the boolean `false` and the trailing `error_code`
 /// (60007/60006, inferred from the Java enum) follow every post-2016 error body.
 fn addon_disabled(code: &str, message: &str, short: &str) -> Response {
@@ -477,7 +477,7 @@ fn token_invalid(code: &str, message: &str) -> Response {
 }
 
 fn token_valid(user: &User) -> Response {
-    // `success` is the STRING "true" here, unlike every other endpoint (authy-api.md §5).
+    // `success` is the STRING "true" here, unlike every other endpoint (docs/authy-api.md §5).
     reply(
         200,
         J::obj([

@@ -11,7 +11,7 @@
 //! [`Sandbox`]; scripts use the control interface (`control`), both going through the same
 //! operations (`ops`). Dropping the [`Sandbox`] stops everything and joins every thread.
 //!
-//! The reference for every body and status is `/work/shared/authy-api.md`; deliberate
+//! The reference for every body and status is `docs/authy-api.md` (in the repository); deliberate
 //! choices where it is silent are listed in `sandbox/README.md`.
 
 mod api;

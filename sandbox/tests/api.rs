@@ -24,7 +24,7 @@ fn users_new_creates_a_user_and_the_same_phone_gives_the_same_id() {
     assert_eq!(r.status, 200);
     let id = r.json()["user"]["id"].as_u64().expect("numeric id");
     assert_eq!(r.body, format!(r#"{{"message":"User created successfully.","user":{{"id":{id}}},"success":true}}"#));
-    // JSON body, other email, same phone with other separators: same id (docs §1).
+    // JSON body, other email, same phone with other separators: same id (docs/authy-api.md §1).
     let r = post_json(
         &sb,
         "/protected/json/users/new",
@@ -94,7 +94,7 @@ fn remove_and_its_legacy_aliases() {
     assert_eq!(r.body, r#"{"message":"User was added to remove.","success":true}"#);
     let v = get(&sb, &format!("/protected/json/users/{id}/status")).json();
     assert_eq!(v["status"]["account_disabled"], true);
-    // Tokens keep verifying until the real deletion (docs §3).
+    // Tokens keep verifying until the real deletion (docs/authy-api.md §3).
     let tok = sb.current_token(id).expect("token");
     let r = get(&sb, &format!("/protected/json/verify/{tok}/{id}?force=true"));
     assert_eq!(r.status, 200);
