@@ -326,8 +326,14 @@ fn validate_api_key(path: &Path, key: &Secret) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A file named by `key` failed the `secure_fs` checks: the message names the key first.
+fn keyed_file_error(key: &str, file: &Path, error: secure_fs::FileError) -> ConfigError {
+    ConfigError::new(file, format!("{key}: {error}"))
+}
+
 fn read_api_key_file(file: &Path) -> Result<Secret, ConfigError> {
-    let key = secure_fs::read_file(file, MAX_KEY_FILE_BYTES).map_err(ConfigError::file)?;
+    let key = secure_fs::read_file(file, MAX_KEY_FILE_BYTES)
+        .map_err(|error| keyed_file_error("[api] api_key_file", file, error))?;
     if key.readable_by_group_or_other() {
         return Err(ConfigError::new(
             file,
@@ -339,7 +345,8 @@ fn read_api_key_file(file: &Path) -> Result<Secret, ConfigError> {
 }
 
 fn read_ca_file(file: &Path) -> Result<Vec<u8>, ConfigError> {
-    let ca = secure_fs::read_file(file, MAX_FILE_BYTES).map_err(ConfigError::file)?;
+    let ca =
+        secure_fs::read_file(file, MAX_FILE_BYTES).map_err(|error| keyed_file_error("[api] ca_file", file, error))?;
     if !ca.bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         return Err(ConfigError::new(file, "holds no PEM certificate"));
     }

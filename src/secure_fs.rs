@@ -61,10 +61,21 @@ impl fmt::Display for FileError {
             FileError::NotDirectory(p) => write!(f, "{}: is not a directory", p.display()),
             FileError::NotRegular(p) => write!(f, "{}: is not a regular file", p.display()),
             FileError::UntrustedOwner { path, uid } => {
-                write!(f, "{}: owned by uid {uid}, must be owned by root", path.display())
+                write!(
+                    f,
+                    "{}: owned by uid {uid}, must be owned by root (or the user running the module)",
+                    path.display()
+                )
             }
             FileError::Writable { path, mode } => {
-                write!(f, "{}: mode {:04o} is writable by group or other", path.display(), mode & 0o7777)
+                write!(
+                    f,
+                    "{}: mode {:04o} is writable by group or other; a trusted file and the directory \
+                     holding it must be writable only by its owner, and a directory above them only \
+                     by its owner unless it is root's and sticky (like /tmp)",
+                    path.display(),
+                    mode & 0o7777
+                )
             }
             FileError::TooLarge { path, limit } => {
                 write!(f, "{}: larger than {limit} bytes", path.display())

@@ -91,6 +91,20 @@ impl fmt::Display for SubjectError {
     }
 }
 
+/// The gid of every group in `[auth] groups`. A group that does not exist is an error, never
+/// an exemption: every login through the module then fails, and `pam-authy check` says so
+/// by calling this same function.
+pub fn required_group_ids(config: &Config, db: &dyn AccountDb) -> Result<Vec<u32>, SubjectError> {
+    config
+        .auth
+        .groups
+        .iter()
+        .map(|group| {
+            db.group_id(group).map_err(SubjectError::Lookup)?.ok_or_else(|| SubjectError::MissingGroup(group.clone()))
+        })
+        .collect()
+}
+
 pub fn resolve<'c>(config: &'c Config, db: &dyn AccountDb, pam_user: &str) -> Result<Subject<'c>, SubjectError> {
     if !crate::config::valid_account_name(pam_user) {
         return Ok(Subject::NoSuchAccount);
@@ -101,15 +115,8 @@ pub fn resolve<'c>(config: &'c Config, db: &dyn AccountDb, pam_user: &str) -> Re
     let name = account.name.clone();
     if !config.auth.groups.is_empty() {
         let member_of = db.group_ids(&account).map_err(SubjectError::Lookup)?;
-        let mut member = false;
-        for group in &config.auth.groups {
-            let gid = db
-                .group_id(group)
-                .map_err(SubjectError::Lookup)?
-                .ok_or_else(|| SubjectError::MissingGroup(group.clone()))?;
-            member |= member_of.contains(&gid);
-        }
-        if !member {
+        let required = required_group_ids(config, db)?;
+        if !required.iter().any(|gid| member_of.contains(gid)) {
             return Ok(Subject::OutsideGroups { account: name });
         }
     }

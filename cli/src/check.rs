@@ -3,7 +3,11 @@
 //! The file goes through `Config::load`, the very function the module calls, so owner, mode,
 //! symlink and schema problems read exactly as the module would log them. Then
 //! `app/details` with the module's own client proves the URL, the TLS trust and the API key.
-//! Settings that are valid but risky are warnings, not errors. One line per problem.
+//! What a login finds out only at run time goes through the module's own functions too:
+//! the groups of `[auth] groups` resolve (`users::required_group_ids`), the state directory
+//! opens (`FileStateStore::open`, when offline secrets or a grace period will use it), the
+//! client builds from `[api]` (which parses `ca_file`). Settings that are valid but risky are
+//! warnings, not errors. One line per problem.
 
 use crate::progress;
 use crate::support::{self, Exit, Outcome};
@@ -35,7 +39,8 @@ pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
         Ok(config) => {
             report.notes.push(describe_config(&config));
             report.warnings.extend(risky_settings(&config));
-            if !args.no_api {
+            report.errors.extend(login_time_problems(&config));
+            if !args.no_api && report.errors.is_empty() {
                 check_api(&config, args.strict_ca, &mut report);
             }
         }
@@ -152,6 +157,31 @@ fn risky_settings(config: &Config) -> Vec<String> {
         );
     }
     warnings
+}
+
+/// What every login (or every offline or grace login) would refuse, found with the calls the
+/// module makes at login.
+fn login_time_problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(error) = pam_authy::users::required_group_ids(config, &pam_authy::users::SystemAccounts) {
+        problems.push(format!("{}: {error}; every login through the module fails", config.path.display()));
+    }
+    let state_used = config.auth.grace > std::time::Duration::ZERO
+        || config.users.values().any(|user| user.offline_secret.is_some());
+    let state_dir = &config.offline.state_dir;
+    // A missing directory is created (0700) at the first use; opening it here would create it.
+    if state_used && state_dir.exists() {
+        if let Err(error) = pam_authy::state::FileStateStore::open(state_dir) {
+            problems.push(format!(
+                "{}: [offline] state_dir: {error}; offline codes and the grace period fail",
+                config.path.display()
+            ));
+        }
+    }
+    if let Err(error) = AuthyClient::new(&config.api) {
+        problems.push(format!("{}: [api]: {error}", config.path.display()));
+    }
+    problems
 }
 
 fn list(names: &[&str], max: usize) -> String {

@@ -54,7 +54,9 @@ enum Command {
     /// Validate the config exactly as the module does, then prove URL, TLS and API key.
     ///
     /// Loads the config with the module's own checks (owner, mode, symlinks, unknown keys,
-    /// values), calls the API's app/details with the module's own client, and warns about
+    /// values), runs what a login finds out only at run time with the module's own functions
+    /// (groups exist, state_dir is trustworthy, ca_file parses; also with --no-api), calls the
+    /// API's app/details with the module's own client, and warns about
     /// risky settings: failmode = "safe", unmapped_users = "ignore", users without an
     /// offline secret under failmode = "secure", a plain-HTTP proxy. Problems are printed one
     /// per line on stderr; warnings start with "warning:". Exits 1 if there is any problem.

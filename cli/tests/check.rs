@@ -275,3 +275,67 @@ fn users_that_are_not_canonical_account_names_are_named() {
     assert!(stray[0].contains("Root, no-such-account-x"), "{}", stray[0]);
     assert!(!stray[0].contains("root,"), "{}", stray[0]);
 }
+
+/// `check --no-api` must fail wherever a login would: what is only known at run time is
+/// checked with the module's own functions, not only the file.
+fn assert_no_api_check_fails(dir: &TestDir, expected: &[&str]) {
+    let run = dir.cli("check", &["--no-api"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let errors = run.error_lines();
+    assert_eq!(errors.len(), 1, "one line per problem: {}", run.stderr);
+    for part in expected {
+        assert!(errors[0].contains(part), "{:?} lacks {part:?}", errors[0]);
+    }
+    assert!(!run.stdout.ends_with("ok\n"), "{}", run.stdout);
+}
+
+#[test]
+fn a_group_that_does_not_exist_fails_the_check_as_it_fails_every_login() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, "[auth]\ngroups = [\"no-such-group-pa2fa\"]\n[users]\nalice = 1\n"));
+    assert_no_api_check_fails(&dir, &["[auth] groups", "no-such-group-pa2fa", "does not exist"]);
+}
+
+#[test]
+fn a_state_dir_others_can_write_fails_the_check_as_it_fails_every_offline_login() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    set_mode(&state, 0o777);
+    dir.write_config(&config_for(
+        &dir,
+        &sandbox,
+        &format!(
+            "[offline]\nstate_dir = \"{}\"\n[users]\nalice = {{ authy_id = 1, offline_secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\" }}\n",
+            state.display()
+        ),
+    ));
+    assert_no_api_check_fails(&dir, &["[offline] state_dir", "0777", "writable by group or other"]);
+}
+
+#[test]
+fn a_ca_file_that_does_not_parse_fails_the_check_without_the_api() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let text = config_for(&dir, &sandbox, "[users]\nalice = 1\n");
+    dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n", 0o644);
+    dir.write_config(&text);
+    assert_no_api_check_fails(&dir, &["ca_file"]);
+}
+
+#[test]
+fn a_ca_file_in_a_directory_others_can_write_names_the_key_and_the_rule() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    set_mode(&open, 0o777);
+    let ca = open.join("ca.pem");
+    std::fs::write(&ca, sandbox.ca_pem()).expect("write ca");
+    let text = config_for(&dir, &sandbox, "[users]\nalice = 1\n")
+        .replace(&dir.path().join("ca.pem").display().to_string(), &ca.display().to_string());
+    dir.write_config(&text);
+    assert_no_api_check_fails(&dir, &["[api] ca_file", "0777", "writable by group or other", "only by its owner"]);
+}
