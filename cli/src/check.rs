@@ -170,13 +170,14 @@ fn login_time_problems(config: &Config) -> Vec<String> {
         || config.users.values().any(|user| user.offline_secret.is_some());
     let state_dir = &config.offline.state_dir;
     // A missing directory is created (0700) at the first use; opening it here would create it.
-    if state_used && state_dir.exists() {
-        if let Err(error) = pam_authy::state::FileStateStore::open(state_dir) {
-            problems.push(format!(
-                "{}: [offline] state_dir: {error}; offline codes and the grace period fail",
-                config.path.display()
-            ));
-        }
+    if state_used
+        && state_dir.exists()
+        && let Err(error) = pam_authy::state::FileStateStore::open(state_dir)
+    {
+        problems.push(format!(
+            "{}: [offline] state_dir: {error}; offline codes and the grace period fail",
+            config.path.display()
+        ));
     }
     if let Err(error) = AuthyClient::new(&config.api) {
         problems.push(format!("{}: [api]: {error}", config.path.display()));
