@@ -124,6 +124,33 @@ pub struct ApiConfig {
     pub proxy: Option<String>,
 }
 
+/// A detail field of a push approval request (`[auth] push_details`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailField {
+    User,
+    Host,
+    Service,
+    From,
+    Tty,
+    RequestedBy,
+}
+
+/// What a push approval request tells the API (and the phone) about the login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushDetails {
+    pub fields: Vec<DetailField>,
+    /// sudo's command line: off unless the admin opts in, since arguments can hold secrets.
+    pub command: bool,
+}
+
+impl Default for PushDetails {
+    fn default() -> Self {
+        use DetailField::*;
+        PushDetails { fields: vec![User, Host, Service, From, Tty, RequestedBy], command: false }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub failmode: FailMode,
@@ -134,6 +161,7 @@ pub struct AuthConfig {
     pub push_timeout: Duration,
     pub push_poll: Duration,
     pub grace: Duration,
+    pub push_details: PushDetails,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +219,8 @@ struct RawAuth {
     push_timeout_secs: Option<u64>,
     push_poll_ms: Option<u64>,
     grace_secs: Option<u64>,
+    push_details: Option<Vec<DetailField>>,
+    push_command: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -379,6 +409,10 @@ fn parse_auth(path: &Path, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
             100..=30_000,
         )?),
         grace: Duration::from_secs(in_range(path, "[auth] grace_secs", raw.grace_secs.unwrap_or(0), 0..=86_400)?),
+        push_details: PushDetails {
+            fields: raw.push_details.unwrap_or_else(|| PushDetails::default().fields),
+            command: raw.push_command.unwrap_or(false),
+        },
     })
 }
 
@@ -632,6 +666,56 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
             for secret in ["123456789", "SECRETKEY", "12345678", "SECRETSEED"] {
                 assert!(!problem.contains(secret), "{problem:?} leaks {secret}");
             }
+        }
+    }
+
+    #[test]
+    fn push_details_are_chosen_by_the_admin_and_the_command_is_opt_in() {
+        let config = parse(MINIMAL).expect("config");
+        assert_eq!(config.auth.push_details, PushDetails::default());
+        assert!(!config.auth.push_details.command);
+        let text = "[api]\napi_key = \"k\"\n[auth]\npush_details = [\"host\", \"requested_by\"]\npush_command = true\n";
+        let details = parse(text).expect("config").auth.push_details;
+        assert_eq!(details.fields, [DetailField::Host, DetailField::RequestedBy]);
+        assert!(details.command);
+        assert!(parse("[api]\napi_key = \"k\"\n[auth]\npush_details = [\"command\"]\n").is_err());
+    }
+
+    #[test]
+    fn a_config_error_names_the_key_and_the_problem_never_the_value() {
+        let k = "[api]\napi_key = \"k\"\n";
+        let cases = [
+            format!("{k}timeout_secs = \"PASTEDVALUE\"\n"),
+            format!("{k}timeout_secs = 987654321\n"),
+            format!("{k}url = \"PASTEDVALUE\"\n"),
+            format!("{k}proxy = \"PASTEDVALUE\"\n"),
+            format!("{k}PASTEDVALUE = 1\n"),
+            format!("{k}[auth]\nfailmode = \"PASTEDVALUE\"\n"),
+            format!("{k}[auth]\nmethod = \"PASTEDVALUE\"\n"),
+            format!("{k}[auth]\nmax_tries = 987654321\n"),
+            format!("{k}[auth]\ngroups = [\"PASTED VALUE\"]\n"),
+            format!("{k}[auth]\npush_details = [\"PASTEDVALUE\"]\n"),
+            format!("{k}[offline]\nstate_dir = 987654321\n"),
+            format!("{k}[users]\n\"PASTED VALUE\" = 1\n"),
+            format!("{k}[users]\nbob = {{ authy_id = 1, PASTEDVALUE = 2 }}\n"),
+            format!("{k}[users]\nbob = \"PASTEDVALUE\"\n"),
+            format!("{k}[users]\nbob = 1\nbob = \"PASTEDVALUE\"\n"),
+            format!("{k}[users]\nPASTEDVALUE = 1\nPASTEDVALUE = 2\n"),
+            "[api]\napi_key = PASTEDVALUE\n".to_owned(),
+            "[api]\napi_key = \"PASTEDVALUE\"junk\n".to_owned(),
+            "[api]\napi_key = \"PASTED VALUE\"\n".to_owned(),
+        ];
+        for text in cases {
+            let error = parse(&text).expect_err("must be refused");
+            let shown = error.to_string();
+            assert!(!shown.contains("PASTED") && !shown.contains("987654321"), "{text:?} -> {shown}");
+            assert!(shown.starts_with("/etc/pam_authy/pam_authy.toml: "), "{shown}");
+        }
+        let shown = parse(&format!("{k}[auth]\nfailmode = \"PASTEDVALUE\"\n")).expect_err("refused").to_string();
+        assert!(shown.contains("line 4") && shown.contains("failmode") && shown.contains("secure"), "{shown}");
+        for args in [&["PASTEDVALUE"][..], &["method=PASTEDVALUE"], &["config=PASTEDVALUE"]] {
+            let shown = ModuleArgs::parse(args).expect_err("refused").to_string();
+            assert!(!shown.contains("PASTED"), "{args:?} -> {shown}");
         }
     }
 

@@ -142,7 +142,7 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     let handle = raw_handle(pamh);
     let service = text_item(pamh.get_service()).unwrap_or_default();
     let command = if service.starts_with("sudo") {
-        context::own_command_line().and_then(|argv| context::sudo_command(&argv))
+        context::own_command_line().map(|(argv, complete)| context::sudo_command(&argv, complete))
     } else {
         None
     };

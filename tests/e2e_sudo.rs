@@ -137,7 +137,7 @@ fn an_approved_push_lets_sudo_run_the_command() {
     if !e2e::enabled("an_approved_push_lets_sudo_run_the_command") {
         return;
     }
-    let case = Case::new("sudo", "sudo-push", true, &format!("[auth]\n{FAST_PUSH}"));
+    let case = Case::new("sudo", "sudo-push", true, &format!("[auth]\n{FAST_PUSH}\npush_command = true"));
     case.fast_push(PushStatus::Approved, 2);
     let run = case.sudo("an_approved_push_lets_sudo_run_the_command", &format!("{}\n", case.user.password()));
     assert_ran(&run);
@@ -148,7 +148,7 @@ fn an_approved_push_lets_sudo_run_the_command() {
     assert_eq!(details.get("Service").map(String::as_str), Some("sudo"), "{details:?}");
     assert_eq!(details.get("User"), Some(&case.user.name), "{details:?}");
     assert_eq!(details.get("From").map(String::as_str), Some("local"), "sudo sets no PAM_RHOST: {details:?}");
-    assert_eq!(details.get("Command").map(String::as_str), Some("sh -c echo E2E_LOGIN_$((6*7))"), "{details:?}");
+    assert_eq!(details.get("Command").map(String::as_str), Some("sh -c 'echo E2E_LOGIN_$((6*7))'"), "{details:?}");
 }
 
 #[test]
@@ -160,7 +160,9 @@ fn a_denied_push_refuses_sudo() {
     case.fast_push(PushStatus::Denied, 1);
     let run = case.sudo("a_denied_push_refuses_sudo", &format!("{}\n", case.user.password()));
     assert_refused(&run);
-    assert_eq!(case.sandbox.approval_requests()[0].status, PushStatus::Denied);
+    let request = &case.sandbox.approval_requests()[0];
+    assert_eq!(request.status, PushStatus::Denied);
+    assert_eq!(request.details.get("Command"), None, "the command goes out only when push_command is set");
 }
 
 #[test]

@@ -62,7 +62,7 @@ impl Session<'_, '_> {
             ControlFlow::Break(decision) => return PushEnd::Final(decision),
         }
         let timeout = self.config.auth.push_timeout;
-        let request = context::approval_request(self.login, timeout.as_secs());
+        let request = context::approval_request(self.login, timeout.as_secs(), &self.config.auth.push_details);
         let approval = match self.backend.start_approval(&request) {
             Ok(approval) => approval,
             Err(error) if self.setup_broken(&error) => return PushEnd::Final(self.api_failed(&error)),
@@ -162,7 +162,7 @@ mod tests {
         let api =
             push_api(vec![Ok(ApprovalStatus::Pending), Ok(ApprovalStatus::Pending), Ok(ApprovalStatus::Approved)]);
         let steps = [Step::Info("Authy push sent to your phone")];
-        let decision = run_login(&config(""), &args(&["method=push"]), &sudo_login(), &steps, &api);
+        let decision = run_login(&config("push_command = true"), &args(&["method=push"]), &sudo_login(), &steps, &api);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Push));
         let request = api.push_requests.borrow()[0].clone();
         assert!(request.details.contains(&("Command".into(), "systemctl restart nginx".into())));
