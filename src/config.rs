@@ -35,6 +35,13 @@ impl ConfigError {
     fn file(error: FileError) -> Self {
         ConfigError { path: error.path().to_path_buf(), problem: error.to_string() }
     }
+
+    /// A file named by a config value (`api_key_file`, `ca_file`): the message names the key,
+    /// never the path, since a secret pasted into the wrong key must not reach a log.
+    fn named_file(path: &Path, key: &str, named: &Path, error: &FileError) -> Self {
+        let where_ = if error.path() == named { "" } else { " (a directory on its path)" };
+        ConfigError::new(path, format!("{key}{where_}: {}", error.problem()))
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -243,13 +250,57 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::new(path, format!("{key} = {value} is out of range ({}..={})", range.start(), range.end())))
+        Err(ConfigError::new(path, format!("{key} is out of range ({}..={})", range.start(), range.end())))
     }
 }
 
 /// Line number (1-based) of a byte offset, for error messages that must not quote the file.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes().iter().take(offset).filter(|b| **b == b'\n').count() + 1
+}
+
+/// A parse or schema error as `line N: [table] key: problem`, built only from the error's
+/// kind, our own schema's names and the position: serde and TOML messages quote the value
+/// (`invalid type: string "..."`, `unknown variant ...`), and a value may be a pasted secret.
+/// The key is named only for errors about a value, which serde raises for known keys only.
+fn toml_problem(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message();
+    let expected = message.split_once(", expected ").map(|(_, rest)| rest.trim_end()).filter(|rest| {
+        rest.chars().all(|c| c.is_ascii_alphanumeric() || " `_-,.".contains(c))
+    });
+    let expected = expected.map(|e| format!(" (expected {e})")).unwrap_or_default();
+    let (problem, value_error) = if message.starts_with("unknown field") {
+        (format!("unknown key{expected}"), false)
+    } else if message.starts_with("unknown variant") {
+        (format!("unknown value{expected}"), true)
+    } else if message.starts_with("invalid type") {
+        (format!("wrong type{expected}"), true)
+    } else if message.starts_with("invalid value") || message.starts_with("invalid length") {
+        (format!("invalid value{expected}"), true)
+    } else if let Some(field) = message.strip_prefix("missing field ").filter(|f| f.starts_with('`')) {
+        (format!("missing {}", field.trim_end()), false)
+    } else if message.starts_with("duplicate key") {
+        ("duplicate key".to_owned(), false)
+    } else {
+        ("not valid TOML".to_owned(), false)
+    };
+    let Some(span) = error.span() else { return problem };
+    let line = line_of(text, span.start);
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text.split_once('=').map(|(key, _)| key.trim()).filter(|key| {
+        value_error && !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    let table = text
+        .lines()
+        .take(line)
+        .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
+        .filter(|t| ["api", "auth", "offline", "users"].contains(t))
+        .last();
+    match (table, key) {
+        (Some(table), Some(key)) => format!("line {line}: [{table}] {key}: {problem}"),
+        (None, Some(key)) => format!("line {line}: {key}: {problem}"),
+        _ => format!("line {line}: {problem}"),
+    }
 }
 
 impl Config {
@@ -274,14 +325,7 @@ impl Config {
     /// Parses and validates `text`; `path` names the file in messages and anchors
     /// `api_key_file` and `ca_file` reads.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| {
-            let line = error.span().map(|span| line_of(text, span.start));
-            let message = error.message().trim_end_matches('\n').replace('\n', " ");
-            match line {
-                Some(line) => ConfigError::new(path, format!("line {line}: {message}")),
-                None => ConfigError::new(path, message),
-            }
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::new(path, toml_problem(text, &error)))?;
         let api = parse_api(path, raw.api)?;
         let auth = parse_auth(path, raw.auth)?;
         let offline = parse_offline(path, raw.offline)?;
@@ -307,12 +351,12 @@ fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError>
         }
         (Some(toml::Value::String(key)), None) => (Secret::new(key), true),
         (Some(_), None) => return Err(ConfigError::new(path, "[api] api_key must be a string")),
-        (None, Some(file)) => (read_api_key_file(&file)?, false),
+        (None, Some(file)) => (read_api_key_file(path, &file)?, false),
     };
     validate_api_key(path, &api_key)?;
     let timeout_secs = in_range(path, "[api] timeout_secs", raw.timeout_secs.unwrap_or(10), 1..=120)?;
     let ca_pem = match raw.ca_file {
-        Some(ca_file) => Some(read_ca_file(&ca_file)?),
+        Some(ca_file) => Some(read_ca_file(path, &ca_file)?),
         None => None,
     };
     let proxy = raw.proxy.map(|proxy| validate_proxy(path, &proxy)).transpose()?;
@@ -356,39 +400,37 @@ fn validate_api_key(path: &Path, key: &Secret) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A file named by `key` failed the `secure_fs` checks: the message names the key first.
-fn keyed_file_error(key: &str, file: &Path, error: secure_fs::FileError) -> ConfigError {
-    ConfigError::new(file, format!("{key}: {error}"))
-}
-
-fn read_api_key_file(file: &Path) -> Result<Secret, ConfigError> {
+fn read_api_key_file(path: &Path, file: &Path) -> Result<Secret, ConfigError> {
+    const KEY: &str = "[api] api_key_file";
     let key = secure_fs::read_file(file, MAX_KEY_FILE_BYTES)
-        .map_err(|error| keyed_file_error("[api] api_key_file", file, error))?;
+        .map_err(|error| ConfigError::named_file(path, KEY, file, &error))?;
     if key.readable_by_group_or_other() {
         return Err(ConfigError::new(
-            file,
-            format!("mode {:04o} lets group or other read the API key; use 0600", key.mode),
+            path,
+            format!("{KEY}: mode {:04o} lets group or other read the API key; use 0600", key.mode),
         ));
     }
-    let text = std::str::from_utf8(&key.bytes).map_err(|_| ConfigError::new(file, "is not UTF-8"))?;
+    let text = std::str::from_utf8(&key.bytes).map_err(|_| ConfigError::new(path, format!("{KEY}: is not UTF-8")))?;
     Ok(Secret::from(text.trim()))
 }
 
-fn read_ca_file(file: &Path) -> Result<Vec<u8>, ConfigError> {
+fn read_ca_file(path: &Path, file: &Path) -> Result<Vec<u8>, ConfigError> {
+    const KEY: &str = "[api] ca_file";
     let ca =
-        secure_fs::read_file(file, MAX_FILE_BYTES).map_err(|error| keyed_file_error("[api] ca_file", file, error))?;
+        secure_fs::read_file(file, MAX_FILE_BYTES).map_err(|error| ConfigError::named_file(path, KEY, file, &error))?;
     if !ca.bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-        return Err(ConfigError::new(file, "holds no PEM certificate"));
+        return Err(ConfigError::new(path, format!("{KEY}: holds no PEM certificate")));
     }
     Ok(ca.bytes.clone())
 }
 
 fn parse_auth(path: &Path, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
     let groups = raw.groups.unwrap_or_default();
-    for group in &groups {
-        if !valid_account_name(group) {
-            return Err(ConfigError::new(path, format!("[auth] groups: invalid group name {group:?}")));
-        }
+    if let Some(at) = groups.iter().position(|group| !valid_account_name(group)) {
+        return Err(ConfigError::new(
+            path,
+            format!("[auth] groups: entry {} is not a valid group name (empty, white space, control, ':' or '/')", at + 1),
+        ));
     }
     Ok(AuthConfig {
         failmode: raw.failmode.unwrap_or(FailMode::Secure),
@@ -448,7 +490,10 @@ fn parse_users(path: &Path, table: toml::Table) -> Result<BTreeMap<String, UserE
     let mut users = BTreeMap::new();
     for (name, value) in table {
         if !valid_account_name(&name) {
-            return Err(ConfigError::new(path, format!("[users] invalid user name {name:?}")));
+            return Err(ConfigError::new(
+                path,
+                "[users] holds a name that is not a valid user name (empty, white space, control, ':' or '/')",
+            ));
         }
         let entry = match value {
             toml::Value::Integer(id) => UserEntry { authy_id: authy_id(path, &name, id)?, offline_secret: None },
@@ -488,7 +533,10 @@ fn parse_user_table(path: &Path, name: &str, fields: toml::Table) -> Result<User
                 return Err(ConfigError::new(path, format!("[users] {name}: {key} has the wrong type")));
             }
             _ => {
-                return Err(ConfigError::new(path, format!("[users] {name}: unknown key {key:?}")));
+                return Err(ConfigError::new(
+                    path,
+                    format!("[users] {name}: unknown key (expected authy_id or offline_secret)"),
+                ));
             }
         }
     }
@@ -526,7 +574,7 @@ impl ModuleArgs {
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleArgs, ConfigError> {
         let mut parsed = ModuleArgs { config_path: PathBuf::from(DEFAULT_CONFIG_PATH), debug: false, method: None };
         let here = Path::new("module arguments");
-        for arg in args {
+        for (position, arg) in args.iter().enumerate() {
             let arg = arg.as_ref();
             match arg.split_once('=') {
                 None if arg == "debug" => parsed.debug = true,
@@ -535,12 +583,16 @@ impl ModuleArgs {
                     return Err(ConfigError::new(here, "config= needs an absolute path"));
                 }
                 Some(("method", value)) => {
-                    parsed.method = Some(
-                        Method::parse(value)
-                            .ok_or_else(|| ConfigError::new(here, format!("unknown method {value:?}")))?,
-                    );
+                    parsed.method = Some(Method::parse(value).ok_or_else(|| {
+                        ConfigError::new(here, "method= takes prompt, push, sms or call")
+                    })?);
                 }
-                _ => return Err(ConfigError::new(here, format!("unknown argument {arg:?}"))),
+                _ => {
+                    return Err(ConfigError::new(
+                        here,
+                        format!("argument {} is unknown (expected debug, config=PATH or method=...)", position + 1),
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -621,10 +673,10 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
     #[test]
     fn each_schema_violation_is_refused_with_a_clear_message() {
         let cases = [
-            ("[api]\napi_key = \"k\"\nbogus = 1\n", "unknown field `bogus`"),
-            ("[api]\napi_key = \"k\"\n[auth]\nfailmode = \"open\"\n", "unknown variant"),
-            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = \"3\"\n", "invalid type"),
-            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = 0\n", "max_tries = 0 is out of range"),
+            ("[api]\napi_key = \"k\"\nbogus = 1\n", "line 3: unknown key"),
+            ("[api]\napi_key = \"k\"\n[auth]\nfailmode = \"open\"\n", "line 4: [auth] failmode: unknown value"),
+            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = \"3\"\n", "[auth] max_tries: wrong type"),
+            ("[api]\napi_key = \"k\"\n[auth]\nmax_tries = 0\n", "max_tries is out of range"),
             ("[api]\napi_key = \"k\"\nurl = \"http://api.authy.com\"\n", "https://"),
             ("[api]\napi_key = \"k\"\nurl = \"https://u:p@api.authy.com\"\n", "credentials"),
             ("[api]\n", "needs api_key or api_key_file"),
@@ -636,7 +688,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
             ("[api]\napi_key = \"k\"\n[users]\nalice = 1\nalice = 2\n", "duplicate key"),
             ("[api]\napi_key = \"k\"\n[users]\nalice = 1\n\"alice\" = 2\n", "duplicate key"),
             ("[api]\napi_key = \"k\"\n[users]\nalice = 99999999999999999999\n", "line 4"),
-            ("[api]\napi_key = \"k\"\n[users]\n\"alice \" = 1\n", "invalid user name"),
+            ("[api]\napi_key = \"k\"\n[users]\n\"alice \" = 1\n", "not a valid user name"),
             ("[api]\napi_key = \"k\"\n[users]\nbob = { authy_id = 1, extra = 2 }\n", "unknown key"),
             ("[api]\napi_key = \"k\"\n[users]\nbob = { offline_secret = \"JBSWY3DPEHPK3PXP\" }\n", "missing authy_id"),
             (

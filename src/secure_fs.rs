@@ -50,37 +50,32 @@ impl FileError {
     }
 }
 
+impl FileError {
+    /// What is wrong, without the path (for paths that come from a config value).
+    pub fn problem(&self) -> String {
+        match self {
+            FileError::NotAbsolute(_) => "path must be absolute and normalised".to_owned(),
+            FileError::Io { errno, .. } => errno.desc().to_owned(),
+            FileError::Symlink(_) => "is a symbolic link".to_owned(),
+            FileError::NotDirectory(_) => "is not a directory".to_owned(),
+            FileError::NotRegular(_) => "is not a regular file".to_owned(),
+            FileError::UntrustedOwner { uid, .. } => {
+                format!("owned by uid {uid}, must be owned by root (or the user running the module)")
+            }
+            FileError::Writable { mode, .. } => format!(
+                "mode {:04o} is writable by group or other; a trusted file and the directory holding it must be \
+                 writable only by its owner, and a directory above them only by its owner unless it is root's and \
+                 sticky (like /tmp)",
+                mode & 0o7777
+            ),
+            FileError::TooLarge { limit, .. } => format!("larger than {limit} bytes"),
+        }
+    }
+}
+
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileError::NotAbsolute(p) => {
-                write!(f, "{}: path must be absolute and normalised", p.display())
-            }
-            FileError::Io { path, errno } => write!(f, "{}: {}", path.display(), errno.desc()),
-            FileError::Symlink(p) => write!(f, "{}: is a symbolic link", p.display()),
-            FileError::NotDirectory(p) => write!(f, "{}: is not a directory", p.display()),
-            FileError::NotRegular(p) => write!(f, "{}: is not a regular file", p.display()),
-            FileError::UntrustedOwner { path, uid } => {
-                write!(
-                    f,
-                    "{}: owned by uid {uid}, must be owned by root (or the user running the module)",
-                    path.display()
-                )
-            }
-            FileError::Writable { path, mode } => {
-                write!(
-                    f,
-                    "{}: mode {:04o} is writable by group or other; a trusted file and the directory \
-                     holding it must be writable only by its owner, and a directory above them only \
-                     by its owner unless it is root's and sticky (like /tmp)",
-                    path.display(),
-                    mode & 0o7777
-                )
-            }
-            FileError::TooLarge { path, limit } => {
-                write!(f, "{}: larger than {limit} bytes", path.display())
-            }
-        }
+        write!(f, "{}: {}", self.path().display(), self.problem())
     }
 }
 

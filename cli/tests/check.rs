@@ -122,7 +122,7 @@ fn an_unknown_key_fails_the_check() {
     let sandbox = sandbox();
     let dir = TestDir::new();
     dir.write_config(&config_for(&dir, &sandbox, "[auth]\nfailmod = \"safe\"\n"));
-    assert_check_fails(&dir, &dir.config_arg(), "unknown field `failmod`");
+    assert_check_fails(&dir, &dir.config_arg(), "unknown key (expected one of `failmode`");
 }
 
 #[test]
