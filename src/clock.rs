@@ -1,7 +1,8 @@
 //! Time as a parameter. TOTP windows, replay steps, push deadlines and rate limits read the
 //! time through `Clock`; this file holds the only calls to the system clock (clippy's
-//! `disallowed-methods` keeps it that way), and `FakeClock` lets tests move time by hand.
+//! `disallowed-methods` keeps it that way), and `FakeClock` (tests and the `test-support` feature only) lets tests move time by hand.
 
+#[cfg(any(test, feature = "test-support"))]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,11 +49,13 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to, or when the code under test sleeps.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug)]
 pub struct FakeClock {
     millis: AtomicU64,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl FakeClock {
     pub fn at_unix(seconds: u64) -> FakeClock {
         FakeClock { millis: AtomicU64::new(seconds * 1000) }
@@ -63,6 +66,7 @@ impl FakeClock {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Clock for FakeClock {
     fn unix_time(&self) -> u64 {
         self.millis.load(Ordering::SeqCst) / 1000

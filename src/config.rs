@@ -265,9 +265,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// The key is named only for errors about a value, which serde raises for known keys only.
 fn toml_problem(text: &str, error: &toml::de::Error) -> String {
     let message = error.message();
-    let expected = message.split_once(", expected ").map(|(_, rest)| rest.trim_end()).filter(|rest| {
-        rest.chars().all(|c| c.is_ascii_alphanumeric() || " `_-,.".contains(c))
-    });
+    let expected = message
+        .split_once(", expected ")
+        .map(|(_, rest)| rest.trim_end())
+        .filter(|rest| rest.chars().all(|c| c.is_ascii_alphanumeric() || " `_-,.".contains(c)));
     let expected = expected.map(|e| format!(" (expected {e})")).unwrap_or_default();
     let (problem, value_error) = if message.starts_with("unknown field") {
         (format!("unknown key{expected}"), false)
@@ -325,7 +326,8 @@ impl Config {
     /// Parses and validates `text`; `path` names the file in messages and anchors
     /// `api_key_file` and `ca_file` reads.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::new(path, toml_problem(text, &error)))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|error| ConfigError::new(path, toml_problem(text, &error)))?;
         let api = parse_api(path, raw.api)?;
         let auth = parse_auth(path, raw.auth)?;
         let offline = parse_offline(path, raw.offline)?;
@@ -429,7 +431,10 @@ fn parse_auth(path: &Path, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
     if let Some(at) = groups.iter().position(|group| !valid_account_name(group)) {
         return Err(ConfigError::new(
             path,
-            format!("[auth] groups: entry {} is not a valid group name (empty, white space, control, ':' or '/')", at + 1),
+            format!(
+                "[auth] groups: entry {} is not a valid group name (empty, white space, control, ':' or '/')",
+                at + 1
+            ),
         ));
     }
     Ok(AuthConfig {
@@ -583,9 +588,10 @@ impl ModuleArgs {
                     return Err(ConfigError::new(here, "config= needs an absolute path"));
                 }
                 Some(("method", value)) => {
-                    parsed.method = Some(Method::parse(value).ok_or_else(|| {
-                        ConfigError::new(here, "method= takes prompt, push, sms or call")
-                    })?);
+                    parsed.method = Some(
+                        Method::parse(value)
+                            .ok_or_else(|| ConfigError::new(here, "method= takes prompt, push, sms or call"))?,
+                    );
                 }
                 _ => {
                     return Err(ConfigError::new(

@@ -383,7 +383,13 @@ mod tests {
             (&["sudo", "--preserve-env=PATH,HOME", "id"], "id"),
             (&["sudo", "-hhost", "id"], "id"),
             (&["sudo", "--host", "h", "id"], "id"),
-            (&["sudo", "-T", "60", "-C", "3", "-D", "/", "-R", "/", "-g", "wheel", "-U", "x", "-a", "t", "-c", "c", "id"], "id"),
+            (
+                &[
+                    "sudo", "-T", "60", "-C", "3", "-D", "/", "-R", "/", "-g", "wheel", "-U", "x", "-a", "t", "-c",
+                    "c", "id",
+                ],
+                "id",
+            ),
             (&["sudo", "-b", "-n", "-H", "-P", "-S", "-A", "-B", "-N", "id"], "id"),
             (&["sudo", "-s", "id", ";", "reboot"], "(through the shell) id ';' reboot"),
             (&["sudo", "--login", "id"], "(through the shell) id"),

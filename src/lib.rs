@@ -28,6 +28,8 @@ pub mod context;
 pub mod flow;
 pub mod log;
 pub mod offline;
+// The one file that talks to C; `unsafe_code` is denied everywhere else (workspace lints).
+#[allow(unsafe_code)]
 mod pam;
 pub mod sanitize;
 pub mod secret;
@@ -38,3 +40,44 @@ mod test_support;
 pub mod transport;
 pub mod users;
 pub mod verify;
+
+#[cfg(test)]
+mod tests {
+    /// The lint is only as good as its exceptions: no file may lift it except this one (for
+    /// `pam`) and the test harness crate.
+    #[test]
+    fn unsafe_code_is_allowed_only_in_the_ffi_file_and_the_harness() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs: Vec<_> =
+            ["src", "tests", "cli", "sandbox", "benches", "harness", "fuzz"].map(|d| root.join(d)).into();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() && !path.ends_with("target") {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 20, "found only {} source files", files.len());
+        let allowed = [root.join("src/lib.rs"), root.join("harness/src/lib.rs")];
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            // Spelled in pieces so that this test does not count itself.
+            let lifts: usize = ["allow", "warn", "expect"]
+                .iter()
+                .flat_map(|level| {
+                    ["unsafe_code", "clippy::undocumented_unsafe_blocks", "unsafe_op_in_unsafe_fn"]
+                        .map(|lint| format!("{level}({lint})"))
+                })
+                .map(|lift| text.matches(&lift).count())
+                .sum();
+            let expected = usize::from(allowed.contains(&file));
+            assert_eq!(lifts, expected, "{} lifts the unsafe lints", file.display());
+        }
+        let cargo = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+        assert!(cargo.contains("unsafe_code = \"deny\"") && cargo.contains("undocumented_unsafe_blocks = \"deny\""));
+    }
+}

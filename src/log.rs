@@ -7,6 +7,7 @@
 //! token, key or seed: fields are user, service, rhost, tty, outcome and reasons.
 
 use crate::sanitize::log_value;
+#[cfg(any(test, feature = "test-support"))]
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,12 +67,14 @@ impl Log for Syslog {
     }
 }
 
-/// Keeps lines in memory (tests, and the CLI's `--verbose`).
+/// Keeps lines in memory. Tests and `test-support` only.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Default)]
 pub struct MemoryLog {
     pub lines: Mutex<Vec<(Level, String)>>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl MemoryLog {
     pub fn lines(&self) -> Vec<(Level, String)> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
@@ -82,6 +85,7 @@ impl MemoryLog {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Log for MemoryLog {
     fn log(&self, level: Level, line: &str) {
         if let Ok(mut lines) = self.lines.lock() {

@@ -360,11 +360,9 @@ fn group_or_world_writable_parents_are_refused() {
 
 /// Files owned by another user than root are refused (root only: it needs chown).
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: chown needs root")]
 fn files_and_directories_owned_by_another_user_are_refused() {
-    if !is_root() {
-        eprintln!("skipped: chown needs root");
-        return;
-    }
+    common::require_root();
     let nobody = nix::unistd::User::from_name("nobody").expect("getpwnam").expect("nobody");
     let chown = |path: &Path| std::os::unix::fs::chown(path, Some(nobody.uid.as_raw()), None).expect("chown");
 
@@ -431,15 +429,7 @@ fn as_nobody(layout: &Path, service: &str) -> i32 {
     let env = [("ADV_CONFDIR", layout.join("pam.d").display().to_string()), ("ADV_SERVICE", service.to_owned())];
     let mut command = child_command(NOBODY_CHILD, "nobody", &env);
     let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
-    // SAFETY: setgroups/setgid/setuid are async-signal-safe and touch no Rust state.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-            if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pam_harness::run_as(&mut command, uid, gid);
     let output = command.output().expect("run the child as nobody");
     let text = output_text(&output);
     text.lines()
@@ -449,11 +439,9 @@ fn as_nobody(layout: &Path, service: &str) -> i32 {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: running the authentication as nobody needs root")]
 fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
-    if !is_root() {
-        eprintln!("skipped: running the authentication as nobody needs root");
-        return;
-    }
+    common::require_root();
     let nobody = nix::unistd::User::from_name("nobody").expect("getpwnam").expect("nobody");
     let give_to_nobody = |path: &Path| std::os::unix::fs::chown(path, Some(nobody.uid.as_raw()), None).expect("chown");
     let files = tempfile::tempdir().expect("tempdir");

@@ -126,6 +126,7 @@ fn assert_refused(case: &Case, run: &Run) {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_key_and_the_right_token_log_in_over_ssh() {
     if !e2e::enabled("a_key_and_the_right_token_log_in_over_ssh") {
         return;
@@ -143,6 +144,7 @@ fn a_key_and_the_right_token_log_in_over_ssh() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_key_and_wrong_tokens_are_refused_after_max_tries() {
     if !e2e::enabled("a_key_and_wrong_tokens_are_refused_after_max_tries") {
         return;
@@ -160,6 +162,7 @@ fn a_key_and_wrong_tokens_are_refused_after_max_tries() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn an_approved_push_logs_in_and_tells_the_phone_where_the_login_comes_from() {
     let test = "an_approved_push_logs_in_and_tells_the_phone_where_the_login_comes_from";
     if !e2e::enabled(test) {
@@ -189,6 +192,7 @@ fn an_approved_push_logs_in_and_tells_the_phone_where_the_login_comes_from() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_denied_push_is_refused() {
     if !e2e::enabled("a_denied_push_is_refused") {
         return;
@@ -207,6 +211,7 @@ fn a_denied_push_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn an_sms_code_logs_in() {
     if !e2e::enabled("an_sms_code_logs_in") {
         return;
@@ -226,6 +231,7 @@ fn an_sms_code_logs_in() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_user_outside_groups_logs_in_with_the_key_alone() {
     if !e2e::enabled("a_user_outside_groups_logs_in_with_the_key_alone") {
         return;
@@ -239,6 +245,7 @@ fn a_user_outside_groups_logs_in_with_the_key_alone() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn an_unmapped_user_logs_in_with_the_key_alone_when_unmapped_users_are_ignored() {
     let test = "an_unmapped_user_logs_in_with_the_key_alone_when_unmapped_users_are_ignored";
     if !e2e::enabled(test) {
@@ -252,6 +259,7 @@ fn an_unmapped_user_logs_in_with_the_key_alone_when_unmapped_users_are_ignored()
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn an_unmapped_user_is_refused_when_unmapped_users_are_denied() {
     let test = "an_unmapped_user_is_refused_when_unmapped_users_are_denied";
     if !e2e::enabled(test) {
@@ -265,6 +273,7 @@ fn an_unmapped_user_is_refused_when_unmapped_users_are_denied() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn without_the_key_no_prompt_reaches_authy() {
     if !e2e::enabled("without_the_key_no_prompt_reaches_authy") {
         return;
@@ -288,6 +297,7 @@ fn without_the_key_no_prompt_reaches_authy() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn the_offline_code_logs_in_while_the_sandbox_is_down() {
     if !e2e::enabled("the_offline_code_logs_in_while_the_sandbox_is_down") {
         return;
@@ -321,6 +331,7 @@ fn password_case(users: &dyn Fn(&str, u64) -> String) -> Case {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_password_and_a_token_log_in_with_the_password_stack() {
     if !e2e::enabled("a_password_and_a_token_log_in_with_the_password_stack") {
         return;
@@ -337,6 +348,7 @@ fn a_password_and_a_token_log_in_with_the_password_stack() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_wrong_password_never_reaches_authy() {
     if !e2e::enabled("a_wrong_password_never_reaches_authy") {
         return;
@@ -352,6 +364,7 @@ fn a_wrong_password_never_reaches_authy() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn an_exempt_user_logs_in_with_the_password_alone() {
     if !e2e::enabled("an_exempt_user_logs_in_with_the_password_alone") {
         return;

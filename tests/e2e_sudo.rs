@@ -88,6 +88,7 @@ fn position(run: &Run, needle: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn sudo_asks_the_password_then_the_token_on_a_terminal() {
     let test = "sudo_asks_the_password_then_the_token_on_a_terminal";
     if !e2e::enabled(test) {
@@ -106,6 +107,7 @@ fn sudo_asks_the_password_then_the_token_on_a_terminal() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn sudo_with_a_wrong_token_is_refused() {
     if !e2e::enabled("sudo_with_a_wrong_token_is_refused") {
         return;
@@ -120,6 +122,7 @@ fn sudo_with_a_wrong_token_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn an_exempt_user_needs_only_the_password_for_sudo() {
     if !e2e::enabled("an_exempt_user_needs_only_the_password_for_sudo") {
         return;
@@ -133,6 +136,7 @@ fn an_exempt_user_needs_only_the_password_for_sudo() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn an_approved_push_lets_sudo_run_the_command() {
     if !e2e::enabled("an_approved_push_lets_sudo_run_the_command") {
         return;
@@ -152,6 +156,7 @@ fn an_approved_push_lets_sudo_run_the_command() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_denied_push_refuses_sudo() {
     if !e2e::enabled("a_denied_push_refuses_sudo") {
         return;
@@ -166,6 +171,7 @@ fn a_denied_push_refuses_sudo() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn an_approved_push_alone_is_enough_with_the_sufficient_variant() {
     let test = "an_approved_push_alone_is_enough_with_the_sufficient_variant";
     if !e2e::enabled(test) {
@@ -179,6 +185,7 @@ fn an_approved_push_alone_is_enough_with_the_sufficient_variant() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_denied_push_falls_back_to_the_password_with_the_sufficient_variant() {
     let test = "a_denied_push_falls_back_to_the_password_with_the_sufficient_variant";
     if !e2e::enabled(test) {
@@ -193,6 +200,7 @@ fn a_denied_push_falls_back_to_the_password_with_the_sufficient_variant() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn su_asks_the_target_password_then_the_token() {
     let test = "su_asks_the_target_password_then_the_token";
     if !e2e::enabled(test) {
@@ -216,6 +224,7 @@ fn su_asks_the_target_password_then_the_token() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_console_login_asks_the_password_then_the_token() {
     let test = "a_console_login_asks_the_password_then_the_token";
     if !e2e::enabled(test) {
@@ -297,6 +306,7 @@ fn enable_profile_with_pam_auth_update(dir: &TestDir) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn the_debian_profile_puts_authy_after_the_password_in_common_auth() {
     let test = "the_debian_profile_puts_authy_after_the_password_in_common_auth";
     if !e2e::enabled(test) {

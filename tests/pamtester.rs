@@ -29,11 +29,9 @@ fn pamtester(dir: &TestDir, service: &str, user: &str, answer: &str) -> (bool, S
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: pamtester in a private mount namespace needs root")]
 fn pamtester_authenticates_with_the_right_token_and_fails_with_a_wrong_one() {
-    if !is_root() {
-        eprintln!("skipped: pamtester in a private mount namespace needs root");
-        return;
-    }
+    common::require_root();
     if Command::new("pamtester").arg("--version").output().is_err() {
         panic!("pamtester is not installed: run scripts/install-deps");
     }
@@ -58,11 +56,9 @@ fn pamtester_authenticates_with_the_right_token_and_fails_with_a_wrong_one() {
 
 /// Replay protection holds across processes: a code accepted here is refused to pamtester.
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: pamtester in a private mount namespace needs root")]
 fn an_offline_code_accepted_in_one_process_is_refused_in_another() {
-    if !is_root() {
-        eprintln!("skipped: pamtester in a private mount namespace needs root");
-        return;
-    }
+    common::require_root();
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
     let user = current_user();

@@ -72,7 +72,7 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     let ca = dir.path().join("ca.pem");
     let config = dir.path().join("pam_authy.toml");
     let stack_file = confdir.join(SERVICE);
-    terminal::remove_on_signals(&[
+    pam_harness::terminal::remove_on_signals(&[
         stack_file.clone(),
         confdir.clone(),
         ca.clone(),

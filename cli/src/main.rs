@@ -11,7 +11,6 @@ mod offline;
 mod pamtest;
 mod progress;
 mod support;
-mod terminal;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -256,11 +255,11 @@ fn run(config: Option<&Path>, command: Command) -> support::Outcome {
             offline::run(&path()?, &offline::OfflineArgs { user, png, replace, show, reveal, json: json.json })
         }
         Command::Test { user, service, confdir, rhost, tty, json } => {
-            terminal::restore_on_signals();
+            pam_harness::terminal::restore_on_signals();
             pamtest::run(&pamtest::TestArgs { user, service, confdir, rhost, tty, json: json.json })
         }
         Command::Demo { auto, module } => {
-            terminal::restore_on_signals();
+            pam_harness::terminal::restore_on_signals();
             demo::run(auto, module).map_err(Exit::Failed)
         }
         // Run by `main` before this point, so that its exit status passes through unchanged.

@@ -3,7 +3,13 @@
 //! needed), set PAM items, answer the conversation from a Rust closure, run
 //! `pam_authenticate` and report the PAM code with a transcript of the conversation.
 //!
-//! This crate is test and tooling support; the module itself never links it.
+//! This crate is test and tooling support; the module itself never links it. With
+//! `src/pam.rs` it is the only place `unsafe` is allowed (the workspace denies it elsewhere):
+//! the libpam calls, the scanning allocator of the zeroing tests, and `run_as`.
+#![allow(unsafe_code)]
+
+pub mod scanning;
+pub mod terminal;
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::io::{BufRead, Write};
@@ -28,6 +34,19 @@ const PAM_RHOST: c_int = 4;
 const PAM_RUSER: c_int = 8;
 
 /// The names libpam's headers give the codes, for messages ("PAM_SUCCESS").
+/// Makes `command` drop to `uid`/`gid` (no supplementary groups) in the child, before exec.
+pub fn run_as(command: &mut std::process::Command, uid: u32, gid: u32) {
+    // SAFETY: setgroups/setgid/setuid are async-signal-safe and touch no Rust state.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 pub fn code_name(code: i32) -> &'static str {
     match code {
         0 => "PAM_SUCCESS",

@@ -17,11 +17,13 @@ use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use serde::{Deserialize, Serialize};
+#[cfg(any(test, feature = "test-support"))]
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+#[cfg(any(test, feature = "test-support"))]
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -380,12 +382,14 @@ impl StateStore for FileStateStore {
 
 /// An in-memory store for tests of the flow: same contract, no files. `failing` makes every
 /// update an error, as an unusable state directory would.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     states: Mutex<HashMap<String, UserState>>,
     failing: bool,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl MemoryStateStore {
     pub fn new() -> MemoryStateStore {
         MemoryStateStore::default()
@@ -407,6 +411,7 @@ impl MemoryStateStore {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl StateStore for MemoryStateStore {
     fn update(&self, user: &str, change: &mut dyn FnMut(&mut UserState) -> bool) -> Result<(), StateError> {
         let unavailable = || StateError::File {

@@ -35,6 +35,13 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// For root-only tests, which are marked `#[cfg_attr(not(pam_authy_tests_as_root), ignore =
+/// "needs root: ...")]` (build.rs sets the cfg when root builds the tests): a binary built by
+/// root but run by someone else fails here rather than passing without testing anything.
+pub fn require_root() {
+    assert!(is_root(), "this root-only test was built by root but runs as another user: rebuild as this user");
+}
+
 pub fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }

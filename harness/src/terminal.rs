@@ -1,5 +1,6 @@
 //! Puts the terminal back, and removes the demo's temporary files, when a prompting
-//! subcommand (`test`, `demo`) is interrupted.
+//! subcommand of `pam-authy` (`test`, `demo`) is interrupted. It lives in the harness
+//! because it needs `unsafe` (see the crate doc).
 //!
 //! Secret prompts turn echo off; Ctrl-C at such a prompt would otherwise end the program
 //! with echo still off, and the admin's next command would be typed blind. The terminal
@@ -8,7 +9,6 @@
 //! signal, so without the handler the demo's directory would stay in /tmp. The handler only
 //! calls async-signal-safe functions (tcsetattr, unlink, rmdir, write, _exit).
 
-use nix::libc;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
