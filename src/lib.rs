@@ -41,6 +41,12 @@ pub mod transport;
 pub mod users;
 pub mod verify;
 
+/// The lib's unit tests run on the scanning allocator, so that tests can prove a secret was
+/// wiped before its memory was freed (`pam_harness::scanning::watch`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: pam_harness::scanning::Scanning = pam_harness::scanning::Scanning;
+
 #[cfg(test)]
 mod tests {
     /// The lint is only as good as its exceptions: no file may lift it except this one (for

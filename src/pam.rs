@@ -232,10 +232,10 @@ unsafe fn take_response(response: *mut PamResponse) -> Option<Secret> {
             let len = libc::strlen(text);
             std::slice::from_raw_parts_mut(text as *mut u8, len)
         };
-        let copy = if bytes.len() <= MAX_REPLY_BYTES {
-            Secret::new(String::from_utf8(bytes.to_vec()).unwrap_or_default())
-        } else {
-            Secret::default()
+        // Checked in place: a rejected copy (String::from_utf8's error) would be freed unwiped.
+        let copy = match std::str::from_utf8(bytes) {
+            Ok(text) if bytes.len() <= MAX_REPLY_BYTES => Secret::from(text),
+            _ => Secret::default(),
         };
         zeroize::Zeroize::zeroize(bytes);
         // SAFETY: allocated with malloc by the application, not used after this.
@@ -259,5 +259,38 @@ impl Conversation for PamConversation {
 
     fn error(&mut self, text: &str) -> Result<(), ConvError> {
         self.send(PAM_ERROR_MSG, text).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply as an application hands it over: `text` in a malloc'ed string in a malloc'ed
+    /// `pam_response`.
+    fn malloced_response(text: &[u8]) -> *mut PamResponse {
+        // SAFETY: fresh allocations of the sizes written; the string is NUL-terminated.
+        unsafe {
+            let resp = libc::calloc(text.len() + 1, 1) as *mut u8;
+            std::ptr::copy_nonoverlapping(text.as_ptr(), resp, text.len());
+            let response = libc::calloc(1, std::mem::size_of::<PamResponse>()) as *mut PamResponse;
+            (*response).resp = resp as *mut c_char;
+            response
+        }
+    }
+
+    #[test]
+    fn a_reply_that_is_not_utf8_is_refused_and_no_copy_of_it_is_freed_unwiped() {
+        let marker = "NOTUTF8-5e1d7a9c04";
+        let mut text = b"\xff\xfe".to_vec();
+        text.extend_from_slice(marker.as_bytes());
+        let hits = pam_harness::scanning::watch(&[marker], || {
+            let response = malloced_response(&text);
+            // SAFETY: allocated by `malloced_response` as the contract asks.
+            let reply = unsafe { take_response(response) };
+            assert!(reply.is_some_and(|r| r.is_empty()));
+        });
+        zeroize::Zeroize::zeroize(&mut text);
+        assert_eq!(hits, [0], "a copy of the non-UTF-8 reply was freed unwiped");
     }
 }

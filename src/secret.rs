@@ -9,8 +9,18 @@ use std::fmt;
 use zeroize::Zeroize;
 
 /// A secret string, zeroed on drop, redacted in `Debug`/`Display`.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// `==` is constant-time in the contents (`subtle`); only the length may show in the timing.
+#[derive(Clone, Default)]
 pub struct Secret(String);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     pub fn new(value: String) -> Self {
@@ -61,5 +71,12 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "Secret([redacted])");
         assert_eq!(format!("{secret}"), "[redacted]");
         assert_eq!(secret.expose(), "1234567");
+    }
+
+    #[test]
+    fn equality_is_by_content() {
+        assert_eq!(Secret::from("123456"), Secret::from("123456"));
+        assert_ne!(Secret::from("123456"), Secret::from("123457"));
+        assert_ne!(Secret::from("123456"), Secret::from("1234567"));
     }
 }

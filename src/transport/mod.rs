@@ -113,13 +113,16 @@ impl Transport {
         Ok((status, body))
     }
 
-    /// `GET` of `segments` with `query`: the status and the bounded body.
+    /// `GET` of `segments` with `query`: the status and the bounded body. The URL may hold a
+    /// secret (Authy's `/verify/{token}/{id}`): our copy is wiped after the call; reqwest parses
+    /// its own, which it frees unwiped (docs/threat-model.md, class 9).
     pub fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<(u16, Vec<u8>), ApiError> {
         let mut url = self.url(segments)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        self.send(self.http.get(url))
+        let url = zeroize::Zeroizing::new(String::from(url));
+        self.send(self.http.get(url.as_str()))
     }
 
     /// `POST` of a JSON body to `segments`: the status and the bounded body.
