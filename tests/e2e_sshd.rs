@@ -385,6 +385,7 @@ fn an_exempt_user_logs_in_with_the_password_alone() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_break_glass_member_logs_in_with_the_key_alone_while_the_config_is_broken() {
     let test = "a_break_glass_member_logs_in_with_the_key_alone_while_the_config_is_broken";
     if !e2e::enabled(test) {
@@ -400,6 +401,7 @@ fn a_break_glass_member_logs_in_with_the_key_alone_while_the_config_is_broken() 
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_broken() {
     let test = "a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_broken";
     if !e2e::enabled(test) {

@@ -249,6 +249,7 @@ fn a_console_login_asks_the_password_then_the_token() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_broken() {
     let test = "a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_broken";
     if !e2e::enabled(test) {
@@ -267,6 +268,7 @@ fn a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_bro
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_is_broken() {
     let test = "a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_is_broken";
     if !e2e::enabled(test) {
