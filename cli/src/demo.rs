@@ -3,7 +3,6 @@
 //! approves a push by itself a few seconds after it is sent, and nothing stays in the
 //! temporary directory, even when the demo is interrupted.
 
-
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig};
 use pam_harness::{Items, Message, Reply};
 use std::os::unix::fs::PermissionsExt;
