@@ -16,6 +16,7 @@ use crate::model::{Fault, RecordedRequest};
 use crate::params::{BadJson, Params};
 use crate::server::Shared;
 use crate::store::{SentCode, Store, User};
+use crate::verify;
 
 /// Which endpoint a request is for. Ids and tokens are kept as sent (decoded) so handlers can
 /// answer "not found" for malformed ones exactly like unknown ones.
@@ -35,6 +36,8 @@ pub(crate) enum Route {
     ApprovalStatus(String),
     AppDetails,
     AppStats,
+    /// Anything under `/v2`: the Twilio Verify API (see `verify`).
+    TwilioVerify(Box<verify::Call>),
     NotFound,
 }
 
@@ -65,7 +68,16 @@ pub(crate) fn prepare(shared: &Shared, req: &Request) -> Prepared {
             .map(str::to_owned)
     });
     let head_only = req.method == "HEAD";
-    let route = route(&req.method, &route_path);
+    let route = if verify::is_verify_path(&route_path) {
+        Route::TwilioVerify(Box::new(verify::decode(req, &query)))
+    } else {
+        route(&req.method, &route_path)
+    };
+    // For Verify the log shows who authenticated (the SID), never the secret.
+    let api_key = match &route {
+        Route::TwilioVerify(call) => call.auth.as_ref().map(|(user, _)| user.clone()),
+        _ => api_key,
+    };
 
     let mut store = shared.store();
     store.record(RecordedRequest {
@@ -77,8 +89,12 @@ pub(crate) fn prepare(shared: &Shared, req: &Request) -> Prepared {
         body: String::from_utf8_lossy(&req.body).into_owned(),
         user_agent: req.header("user-agent").map(str::to_owned),
     });
-    let subject = subject_user(&route, &store);
-    let fault = store.take_fault(subject);
+    let fault = if matches!(route, Route::TwilioVerify(_)) {
+        store.take_verify_fault()
+    } else {
+        let subject = subject_user(&route, &store);
+        store.take_fault(subject)
+    };
     Prepared { route, params, api_key, fault, head_only }
 }
 
@@ -92,7 +108,7 @@ fn subject_user(route: &Route, store: &Store) -> Option<u64> {
         | Route::Verify { id, .. }
         | Route::ApprovalCreate(id) => parse_id(id),
         Route::ApprovalStatus(uuid) => store.approval_owner(uuid),
-        Route::UsersNew | Route::AppDetails | Route::AppStats | Route::NotFound => None,
+        Route::UsersNew | Route::AppDetails | Route::AppStats | Route::TwilioVerify(_) | Route::NotFound => None,
     }
 }
 
@@ -133,6 +149,21 @@ fn parse_id(id: &str) -> Option<u64> {
         return None;
     }
     id.parse().ok()
+}
+
+/// The canned answer a non-timing fault produces for this request, in the error shape of the
+/// API it addressed. `Hang`, `Reset` and `Slow` are the server's business and yield `None`.
+pub(crate) fn fault_response_for(p: &Prepared, fault: &Fault) -> Option<Response> {
+    if !matches!(p.route, Route::TwilioVerify(_)) {
+        return fault_response(fault);
+    }
+    Some(match fault {
+        Fault::Status(429) => verify::error(429, 20429, "Too Many Requests"),
+        Fault::Status(code) => verify::error(*code, 20000 + u32::from(*code), crate::http::reason(*code)),
+        // Cut mid-string, as a proxy dropping the tail of an approved check would.
+        Fault::InvalidJson => Response::json(201, r#"{"sid":"VE0123456789abcdef0123456789abcdef","status":"appro"#),
+        other => return fault_response(other),
+    })
 }
 
 /// The canned answer a non-timing fault produces. `Hang`, `Reset` and `Slow` are the
@@ -187,6 +218,9 @@ fn user_not_found() -> Response {
 
 /// Answers a prepared request normally (no fault, or after a `Slow` wait).
 pub(crate) fn answer(shared: &Shared, p: &Prepared) -> Response {
+    if let Route::TwilioVerify(call) = &p.route {
+        return verify::answer(shared, call);
+    }
     if p.api_key.as_deref() != Some(shared.api_key.as_str()) {
         return error(401, "60001", "Invalid API key");
     }
@@ -206,7 +240,7 @@ pub(crate) fn answer(shared: &Shared, p: &Prepared) -> Response {
         Route::ApprovalStatus(uuid) => approval_status(&mut store, uuid),
         Route::AppDetails => app_details(&store),
         Route::AppStats => app_stats(&store),
-        Route::NotFound => error(404, "60000", "Resource not found"),
+        Route::TwilioVerify(_) | Route::NotFound => error(404, "60000", "Resource not found"),
     }
 }
 

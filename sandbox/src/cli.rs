@@ -28,6 +28,12 @@ Serves an imitation of the Authy API over HTTPS until SIGTERM or SIGINT. Prints,
   control_token=TOKEN      send it as `Authorization: Bearer TOKEN` (with --control)
   ca_file=PATH             the CA certificate a client must trust
   api_key=KEY              the accepted API key (random unless given)
+  verify_url=https://...   the Verify API origin (paths start with /v2)
+  verify_service_sid=VA... the Verify service that exists from the start
+  verify_api_key_sid=SK... with verify_api_key_secret: Basic-auth user and password
+  verify_api_key_secret=S  (random)
+  verify_account_sid=AC... with verify_auth_token: the other accepted pair
+  verify_auth_token=T      (random)
   user=NAME authy_id=N     one line per --user
   ready
 Defaults: --listen 127.0.0.1:0 (ephemeral port), no control interface, no state file,
@@ -180,8 +186,12 @@ pub fn run_cli(args: Vec<String>) -> i32 {
             }
         },
     };
+    let mut verify = crate::default_verify_account();
+    verify.auth_token = random_key();
+    verify.api_key_secret = random_key();
     let mut config = SandboxConfig {
         api_key,
+        verify,
         control_listen: opts.control,
         state_file: opts.state.clone(),
         tls_dir: opts.tls_dir.clone(),
@@ -234,6 +244,13 @@ pub fn run_cli(args: Vec<String>) -> i32 {
     }
     lines.push(format!("ca_file={}", ca_file.display()));
     lines.push(format!("api_key={}", sandbox.api_key()));
+    let va = sandbox.verify_account();
+    lines.push(format!("verify_url={}", sandbox.url()));
+    lines.push(format!("verify_service_sid={}", va.service_sid));
+    lines.push(format!("verify_api_key_sid={}", va.api_key_sid));
+    lines.push(format!("verify_api_key_secret={}", va.api_key_secret));
+    lines.push(format!("verify_account_sid={}", va.account_sid));
+    lines.push(format!("verify_auth_token={}", va.auth_token));
     for u in &opts.users {
         let id = sandbox.add_user(&u.email, &u.phone, u.country_code);
         lines.push(format!("user={} authy_id={id}", u.name));

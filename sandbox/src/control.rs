@@ -232,7 +232,8 @@ fn handle_authorised(shared: &Shared, req: &Request) -> Response {
             }
             ok(json!({ "enabled": on }))
         }
-        _ => fail(404, "no such control endpoint; see sandbox/README.md"),
+        _ => crate::verify_control::handle(shared, method, &segs, &query, &body)
+            .unwrap_or_else(|| fail(404, "no such control endpoint; see sandbox/README.md")),
     }
 }
 
@@ -272,12 +273,13 @@ fn parse_scope(v: Option<&Value>) -> Result<FaultScope, String> {
     match v {
         None | Some(Value::Null) => Ok(FaultScope::Global),
         Some(Value::String(s)) if s == "global" => Ok(FaultScope::Global),
+        Some(Value::String(s)) if s == "verify" => Ok(FaultScope::Verify),
         Some(Value::Object(o)) => o
             .get("user")
             .and_then(|u| u.as_u64().or_else(|| u.as_str().and_then(|s| s.parse().ok())))
             .map(FaultScope::User)
-            .ok_or_else(|| "scope must be \"global\" or {\"user\": N}".to_owned()),
-        Some(_) => Err("scope must be \"global\" or {\"user\": N}".to_owned()),
+            .ok_or_else(|| "scope must be \"global\", \"verify\" or {\"user\": N}".to_owned()),
+        Some(_) => Err("scope must be \"global\", \"verify\" or {\"user\": N}".to_owned()),
     }
 }
 
@@ -401,6 +403,7 @@ mod tests {
         let scope = |t: &str| parse_scope(Some(&serde_json::from_str(t).expect("json")));
         assert_eq!(scope(r#""global""#), Ok(FaultScope::Global));
         assert_eq!(scope(r#"{"user":12}"#), Ok(FaultScope::User(12)));
+        assert_eq!(scope(r#""verify""#), Ok(FaultScope::Verify));
         assert!(scope(r#""user""#).is_err());
     }
 }

@@ -27,6 +27,10 @@ mod params;
 mod server;
 mod store;
 pub mod tls;
+mod verify;
+mod verify_control;
+mod verify_ops;
+mod verify_state;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -34,13 +38,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cli::run_cli;
-pub use model::{ApprovalRecord, Fault, FaultScope, PushScenario, PushStatus, RecordedRequest};
+pub use model::{
+    ApprovalRecord, Fault, FaultScope, NewFactor, PushScenario, PushStatus, RecordedRequest, TotpAlg, TotpFactorSpec,
+    VerifyAccount, VerifyChallengeRecord, VerifySentCode,
+};
 pub use tls::ServerCert;
+pub use verify_state::VerifyStats;
 
 use server::{Kind, ListenerHandle, Settings, Shared};
 
 /// The API key a default configuration accepts.
 pub const DEFAULT_API_KEY: &str = "sandbox0123456789abcdef0123456789";
+
+/// The Verify account a default configuration accepts (fixed, so demos and docs can show it).
+pub fn default_verify_account() -> VerifyAccount {
+    VerifyAccount {
+        account_sid: "AC5a4db0c0ffee0123456789abcdef0001".to_owned(),
+        auth_token: "sandbox-auth-token-0123456789abcd".to_owned(),
+        api_key_sid: "SK5a4db0c0ffee0123456789abcdef0002".to_owned(),
+        api_key_secret: "sandbox-key-secret-0123456789abcd".to_owned(),
+        service_sid: "VA5a4db0c0ffee0123456789abcdef0003".to_owned(),
+    }
+}
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -66,6 +85,8 @@ pub struct SandboxConfig {
     pub totp_digits: u32,
     /// TOTP period in seconds; default 30.
     pub totp_period_secs: u64,
+    /// The Verify API's credentials and first service ([`default_verify_account`]).
+    pub verify: VerifyAccount,
 }
 
 impl Default for SandboxConfig {
@@ -80,6 +101,7 @@ impl Default for SandboxConfig {
             normalize_dot_segments: false,
             totp_digits: 7,
             totp_period_secs: 30,
+            verify: default_verify_account(),
         }
     }
 }
@@ -135,7 +157,21 @@ impl Sandbox {
         }
         let material = tls::prepare(config.tls_dir.as_deref(), config.server_cert)?;
         let tls_config = tls::server_config(&material.served)?;
-        let store = store::Store::open(config.state_file.clone())?;
+        let va = &config.verify;
+        if !verify_state::is_sid(&va.account_sid, "AC")
+            || !verify_state::is_sid(&va.api_key_sid, "SK")
+            || !verify_state::is_sid(&va.service_sid, "VA")
+            || va.auth_token.is_empty()
+            || va.api_key_secret.is_empty()
+        {
+            return Err(invalid_input("verify: SIDs must be AC/SK/VA + 32 hex digits and secrets not empty"));
+        }
+        let mut store = store::Store::open(config.state_file.clone())?;
+        store.verify = verify_state::VerifyState::new(va.account_sid.clone(), va.auth_token.clone());
+        store.verify.keys.insert(va.api_key_sid.clone(), va.api_key_secret.clone());
+        store.verify.primary_key = va.api_key_sid.clone();
+        store.verify.default_service =
+            store.verify.add_service(Some(va.service_sid.clone()), "pam_authy sandbox", clock::now_unix());
 
         let api_listener = TcpListener::bind(config.listen)?;
         let bound = api_listener.local_addr()?;
@@ -316,6 +352,93 @@ impl Sandbox {
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.clear_requests();
+    }
+}
+
+/// The Verify side (`/v2`): credentials, set-up shortcuts and test hooks.
+impl Sandbox {
+    /// What a Verify client needs: account SID + auth token, API key SID + secret, service SID.
+    pub fn verify_account(&self) -> VerifyAccount {
+        self.shared.verify_account()
+    }
+
+    /// Adds a service with the API's defaults (codes of 6; TOTP sha1, 6 digits, 30 s, skew 1).
+    pub fn verify_create_service(&self, friendly_name: &str) -> String {
+        self.shared.verify_create_service(friendly_name)
+    }
+
+    /// Adds another API key; returns `(SID, secret)`.
+    pub fn verify_create_api_key(&self) -> (String, String) {
+        self.shared.verify_create_api_key()
+    }
+
+    /// Creates an entity (or finds it); `None` for an unknown service or an invalid identity.
+    pub fn verify_add_entity(&self, service_sid: &str, identity: &str) -> Option<String> {
+        self.shared.verify_add_entity(service_sid, identity)
+    }
+
+    /// Creates a TOTP factor in one step (entity created if needed), verified unless the spec
+    /// says otherwise. The secret comes back so a test can compute codes.
+    pub fn verify_add_totp_factor(
+        &self,
+        service_sid: &str,
+        identity: &str,
+        spec: &TotpFactorSpec,
+    ) -> Option<NewFactor> {
+        self.shared.verify_add_totp_factor(service_sid, identity, spec)
+    }
+
+    /// Creates a verified push factor, as a phone with the Verify Push SDK would.
+    pub fn verify_add_push_factor(&self, service_sid: &str, identity: &str) -> Option<NewFactor> {
+        self.shared.verify_add_push_factor(service_sid, identity)
+    }
+
+    /// The code a TOTP factor shows at `unix_time`.
+    pub fn verify_factor_code(&self, factor_sid: &str, unix_time: u64) -> Option<String> {
+        self.shared.verify_factor_code(factor_sid, unix_time)
+    }
+
+    /// The code a TOTP factor shows now (sandbox clock).
+    pub fn verify_current_code(&self, factor_sid: &str) -> Option<String> {
+        self.shared.verify_factor_code(factor_sid, self.shared.now())
+    }
+
+    /// Every SMS/call verification so far with its code, oldest first.
+    pub fn verify_sent_codes(&self) -> Vec<VerifySentCode> {
+        self.shared.verify_sent_codes()
+    }
+
+    /// The code the SMS or call of this verification carried.
+    pub fn verify_code(&self, verification_sid: &str) -> Option<String> {
+        self.verify_sent_codes().into_iter().find(|s| s.verification_sid == verification_sid).map(|s| s.code)
+    }
+
+    /// Every challenge so far (message, fields and hidden details as sent), oldest first.
+    pub fn verify_challenges(&self) -> Vec<VerifyChallengeRecord> {
+        self.shared.verify_challenges()
+    }
+
+    /// Answers a challenge as the phone would (`Approved` or `Denied`; `Expired`/`Pending`
+    /// also work). False if unknown or the Verify push scenario is `Never`. Set a scenario
+    /// for all Verify challenges with `set_push_scenario(FaultScope::Verify, ...)`.
+    pub fn verify_decide_challenge(&self, challenge_sid: &str, status: PushStatus) -> bool {
+        self.shared.verify_decide_challenge(challenge_sid, status)
+    }
+
+    /// Makes VerificationCheck answer 200 instead of 201 (or back); false for other statuses.
+    pub fn set_verification_check_status(&self, status: u16) -> bool {
+        self.shared.set_verification_check_status(status)
+    }
+
+    /// Freezes the sandbox clock `secs` after its current reading (verification and challenge
+    /// expiry, TOTP and the Authy side all follow it).
+    pub fn advance_clock(&self, secs: u64) {
+        self.shared.advance_clock(secs);
+    }
+
+    /// Counters of the Verify side.
+    pub fn verify_stats(&self) -> VerifyStats {
+        self.shared.verify_stats()
     }
 }
 

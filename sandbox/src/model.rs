@@ -15,6 +15,8 @@ pub enum FaultScope {
     /// Requests whose path names this authy_id (verify, sms, call, users/{id}/…, onetouch
     /// users/{id}/approval_requests) and status polls of approval requests owned by it.
     User(u64),
+    /// Every request to the Verify API (`/v2/...`); it wins over `Global` there.
+    Verify,
 }
 
 /// A misbehaviour the API listener shows instead of (or before) its normal answer.
@@ -136,4 +138,168 @@ pub struct RecordedRequest {
     pub body: String,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
+}
+
+/// The HMAC of a TOTP factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpAlg {
+    /// HMAC-SHA1, the default and the only one common authenticator apps all support.
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl TotpAlg {
+    /// `sha1`, `sha256` or `sha512`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpAlg::Sha1 => "sha1",
+            TotpAlg::Sha256 => "sha256",
+            TotpAlg::Sha512 => "sha512",
+        }
+    }
+
+    /// Parses the API spelling (lower case, exact).
+    pub fn parse(s: &str) -> Option<TotpAlg> {
+        match s {
+            "sha1" => Some(TotpAlg::Sha1),
+            "sha256" => Some(TotpAlg::Sha256),
+            "sha512" => Some(TotpAlg::Sha512),
+            _ => None,
+        }
+    }
+}
+
+/// What a Verify client needs: the account, an API key and the default service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyAccount {
+    /// `AC` + 32 hex; with `auth_token`, one accepted Basic-auth pair.
+    pub account_sid: String,
+    /// The account's auth token.
+    pub auth_token: String,
+    /// `SK` + 32 hex; with `api_key_secret`, the other accepted pair.
+    pub api_key_sid: String,
+    /// The API key's secret.
+    pub api_key_secret: String,
+    /// `VA` + 32 hex: the service that exists from the start.
+    pub service_sid: String,
+}
+
+impl std::fmt::Debug for VerifyAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyAccount")
+            .field("account_sid", &self.account_sid)
+            .field("api_key_sid", &self.api_key_sid)
+            .field("service_sid", &self.service_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TOTP factor to create directly (without the enrolment round trip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactorSpec {
+    /// Created `verified` (the default), or `unverified` as right after `POST .../Factors`.
+    pub verified: bool,
+    /// HMAC algorithm (default sha1).
+    pub alg: TotpAlg,
+    /// Code length, 3..=8 (default 6).
+    pub digits: u32,
+    /// Time step in seconds, 20..=60 (default 30).
+    pub step: u64,
+    /// Accepted steps either side, 0..=2 (default 1).
+    pub skew: u32,
+    /// The raw secret; `None` draws 20 random bytes.
+    pub secret: Option<Vec<u8>>,
+    /// The factor's friendly name.
+    pub friendly_name: String,
+}
+
+impl Default for TotpFactorSpec {
+    fn default() -> Self {
+        TotpFactorSpec {
+            verified: true,
+            alg: TotpAlg::Sha1,
+            digits: 6,
+            step: 30,
+            skew: 1,
+            secret: None,
+            friendly_name: "sandbox authenticator".to_owned(),
+        }
+    }
+}
+
+/// A factor created through the test API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewFactor {
+    /// `YF` + 32 hex.
+    pub sid: String,
+    /// The entity's `YE` SID.
+    pub entity_sid: String,
+    /// The raw TOTP secret (empty for push factors).
+    pub secret: Vec<u8>,
+    /// The same secret in Base32, as an authenticator app takes it.
+    pub secret_base32: String,
+}
+
+impl std::fmt::Debug for NewFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewFactor")
+            .field("sid", &self.sid)
+            .field("entity_sid", &self.entity_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Verify challenge as the sandbox holds it (for push: what the phone would show).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyChallengeRecord {
+    /// `YC` + 32 hex.
+    pub sid: String,
+    /// The service.
+    pub service_sid: String,
+    /// The entity's identity.
+    pub identity: String,
+    /// The factor challenged.
+    pub factor_sid: String,
+    /// `totp` or `push`.
+    pub factor_type: String,
+    /// `pending`, `approved`, `denied` or `expired` (expiry applied).
+    pub status: String,
+    /// `Details.Message` as sent.
+    pub message: Option<String>,
+    /// `Details.Fields` as (label, value), in the order sent.
+    pub fields: Vec<(String, String)>,
+    /// `HiddenDetails` as compact JSON text.
+    pub hidden_details: Option<String>,
+    /// Creation time (sandbox clock).
+    pub created_unix: u64,
+    /// Expiration time (sandbox clock).
+    pub expiration_unix: u64,
+    /// How many times a client fetched it.
+    pub polls: u32,
+    /// Wrong TOTP codes tried against it.
+    pub wrong_codes: u32,
+}
+
+/// A code the sandbox "sent" by SMS or voice for a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySentCode {
+    /// `VE` + 32 hex.
+    pub verification_sid: String,
+    /// The service.
+    pub service_sid: String,
+    /// The E.164 number.
+    pub to: String,
+    /// `sms` or `call` (the latest send's).
+    pub channel: String,
+    /// The code.
+    pub code: String,
+    /// `pending`, `approved`, `canceled`, `max_attempts_reached` or `expired`.
+    pub status: String,
+    /// Deliveries so far.
+    pub sends: u32,
+    /// Checks so far.
+    pub checks: u32,
 }

@@ -335,7 +335,7 @@ fn serve_api(shared: &Shared, tcp: TcpStream) {
                 }
                 api::answer(shared, &prepared)
             }
-            Some(other) => api::fault_response(other).unwrap_or_else(|| api::answer(shared, &prepared)),
+            Some(other) => api::fault_response_for(&prepared, other).unwrap_or_else(|| api::answer(shared, &prepared)),
             None => api::answer(shared, &prepared),
         };
         let keep_alive = req.keep_alive && !shared.is_stopping();

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_unix;
 use crate::model::{ApprovalRecord, Fault, FaultScope, PushScenario, PushStatus, RecordedRequest};
+use crate::verify_state::VerifyState;
 
 /// The first authy_id handed out; real ids are large integers too.
 pub(crate) const FIRST_AUTHY_ID: u64 = 1_000_001;
@@ -97,6 +98,9 @@ pub(crate) struct Store {
     pub sms_enabled: bool,
     pub calls_enabled: bool,
     pub stats: Stats,
+    /// The Verify API's services, factors, challenges and verifications.
+    pub verify: VerifyState,
+    pub verify_fault: Option<FaultRule>,
     state_file: Option<PathBuf>,
 }
 
@@ -144,6 +148,8 @@ impl Store {
             sms_enabled: true,
             calls_enabled: true,
             stats: Stats::default(),
+            verify: VerifyState::new(String::new(), String::new()),
+            verify_fault: None,
             state_file,
         };
         let Some(path) = store.state_file.clone() else {
@@ -294,6 +300,7 @@ impl Store {
             (FaultScope::User(id), None) => {
                 self.user_faults.remove(&id);
             }
+            (FaultScope::Verify, rule) => self.verify_fault = rule,
         }
     }
 
@@ -323,12 +330,28 @@ impl Store {
         Some(fault)
     }
 
+    /// The fault for a Verify API request (a `Verify` rule beats the global one), consuming
+    /// one use of a counted rule.
+    pub(crate) fn take_verify_fault(&mut self) -> Option<Fault> {
+        let slot = if self.verify_fault.is_some() { &mut self.verify_fault } else { &mut self.global_fault };
+        let rule = slot.as_mut()?;
+        let fault = rule.fault.clone();
+        if let Some(n) = &mut rule.remaining {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                *slot = None;
+            }
+        }
+        Some(fault)
+    }
+
     pub(crate) fn set_scenario(&mut self, scope: FaultScope, scenario: PushScenario) {
         match scope {
             FaultScope::Global => self.global_scenario = scenario,
             FaultScope::User(id) => {
                 self.user_scenarios.insert(id, scenario);
             }
+            FaultScope::Verify => self.verify.push_scenario = scenario,
         }
     }
 
