@@ -187,8 +187,13 @@ pub fn run_cli(args: Vec<String>) -> i32 {
         },
     };
     let mut verify = crate::default_verify_account();
-    verify.auth_token = random_key();
-    verify.api_key_secret = random_key();
+    match (crate::verify::new_secret(), crate::verify::new_secret()) {
+        (Ok(token), Ok(secret)) => (verify.auth_token, verify.api_key_secret) = (token, secret),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("authy-sandbox: cannot make the Verify secrets: {e}");
+            return 1;
+        }
+    }
     let mut config = SandboxConfig {
         api_key,
         verify,

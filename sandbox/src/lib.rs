@@ -367,8 +367,8 @@ impl Sandbox {
         self.shared.verify_create_service(friendly_name)
     }
 
-    /// Adds another API key; returns `(SID, secret)`.
-    pub fn verify_create_api_key(&self) -> (String, String) {
+    /// Adds another API key; returns `(SID, secret)` (`None` only without a random source).
+    pub fn verify_create_api_key(&self) -> Option<(String, String)> {
         self.shared.verify_create_api_key()
     }
 

@@ -12,7 +12,7 @@ use crate::http::{Request, Response, parse_form, percent_decode};
 use crate::json::J;
 use crate::model::TotpAlg;
 use crate::server::Shared;
-use crate::store::{hex, random_bytes};
+use crate::store::{hex, secret_bytes};
 use crate::verify_state::{
     CHALLENGE_DEFAULT_TTL_SECS, CHALLENGE_MAX_TTL_SECS, Challenge, ChallengeStatus, Factor, FactorType, MAX_TRIES,
     SendAttempt, Service, TotpConfig, Verification, VerificationStatus, VerifyState, is_sid, new_sid, prune,
@@ -718,7 +718,10 @@ fn create_factor(v: &mut VerifyState, ctx: &Ctx<'_>, service: &Service, identity
         return invalid("FactorType");
     }
     let secret = match p.get("Binding.Secret") {
-        None => random_bytes::<20>().to_vec(),
+        None => match secret_bytes::<20>() {
+            Ok(b) => b.to_vec(),
+            Err(_) => return error(500, 20500, "Internal Server Error"),
+        },
         Some(s) => match totp_rs::Secret::try_from_base32(s).ok().map(|s| s.as_bytes().to_vec()) {
             Some(bytes) if !bytes.is_empty() => bytes,
             _ => return invalid("Binding.Secret"),
@@ -1154,9 +1157,9 @@ fn notify_challenge(v: &mut VerifyState, ctx: &Ctx<'_>, service: &Service, ident
     )
 }
 
-/// A fresh random API key secret.
-pub(crate) fn new_secret() -> String {
-    hex(&random_bytes::<16>())
+/// A fresh random secret (auth token or API key secret); an error rather than a guessable one.
+pub(crate) fn new_secret() -> std::io::Result<String> {
+    Ok(hex(&secret_bytes::<16>()?))
 }
 
 #[cfg(test)]

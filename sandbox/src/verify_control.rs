@@ -44,10 +44,10 @@ pub(crate) fn handle(
             let name = body.get("friendly_name").and_then(Value::as_str).unwrap_or("sandbox service");
             ok(json!({ "sid": shared.verify_create_service(name) }))
         }
-        ("POST", ["verify", "keys"]) => {
-            let (sid, secret) = shared.verify_create_api_key();
-            ok(json!({ "sid": sid, "secret": secret }))
-        }
+        ("POST", ["verify", "keys"]) => match shared.verify_create_api_key() {
+            Some((sid, secret)) => ok(json!({ "sid": sid, "secret": secret })),
+            None => fail(500, "no random source for a secret"),
+        },
         ("POST", ["verify", "services", service, "entities", identity]) => {
             match shared.verify_add_entity(service, identity) {
                 Some(sid) => ok(json!({ "sid": sid })),

@@ -31,11 +31,11 @@ impl Shared {
         self.store().verify.add_service(None, friendly_name, now)
     }
 
-    /// Adds an API key; returns `(SID, secret)`.
-    pub(crate) fn verify_create_api_key(&self) -> (String, String) {
-        let (sid, secret) = (new_sid("SK"), new_secret());
+    /// Adds an API key; returns `(SID, secret)`, or `None` without a random source.
+    pub(crate) fn verify_create_api_key(&self) -> Option<(String, String)> {
+        let (sid, secret) = (new_sid("SK"), new_secret().ok()?);
         self.store().verify.keys.insert(sid.clone(), secret.clone());
-        (sid, secret)
+        Some((sid, secret))
     }
 
     /// The entity's `YE` SID, creating it if needed; `None` for an unknown service or an
@@ -50,7 +50,7 @@ impl Shared {
     }
 
     /// Adds a TOTP factor (entity created if needed); `None` for an unknown service, a bad
-    /// identity or a spec out of the API's ranges.
+    /// identity, a spec out of the API's ranges, or no random source for the secret.
     pub(crate) fn verify_add_totp_factor(
         &self,
         service_sid: &str,
@@ -61,7 +61,10 @@ impl Shared {
         if !totp.in_range() || spec.secret.as_ref().is_some_and(Vec::is_empty) {
             return None;
         }
-        let secret = spec.secret.clone().unwrap_or_else(|| crate::store::random_bytes::<20>().to_vec());
+        let secret = match &spec.secret {
+            Some(s) => s.clone(),
+            None => crate::store::secret_bytes::<20>().ok()?.to_vec(),
+        };
         self.add_factor(service_sid, identity, FactorType::Totp, spec.verified, secret, totp, &spec.friendly_name)
     }
 

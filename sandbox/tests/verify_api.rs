@@ -164,7 +164,7 @@ fn basic_auth_is_required_and_checked() {
     // Both kinds of credentials work.
     assert_eq!(vsend(&sb, "GET", &path, Some((&a.account_sid, &a.auth_token)), None).status, 200);
     assert_eq!(vsend(&sb, "GET", &path, Some((&a.api_key_sid, &a.api_key_secret)), None).status, 200);
-    let (sid, secret) = sb.verify_create_api_key();
+    let (sid, secret) = sb.verify_create_api_key().expect("key");
     assert_eq!(vsend(&sb, "GET", &path, Some((&sid, &secret)), None).status, 200);
     // The request log names the SID, never the secret.
     let logged = sb.requests();
