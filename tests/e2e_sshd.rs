@@ -414,3 +414,19 @@ fn a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_br
     assert_refused(&case, &run);
     assert!(case.api_calls().is_empty(), "{:?}", case.api_calls());
 }
+
+#[test]
+fn without_an_offline_secret_the_user_is_told_that_authy_cannot_be_reached() {
+    let test = "without_an_offline_secret_the_user_is_told_that_authy_cannot_be_reached";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let mut case = Case::publickey(TestUser::create(), &mapped, "");
+    drop(case.sandbox.take());
+    case.askpass.answer("token", &["1234567"]);
+    let run = case.login(test);
+    assert_refused(&case, &run);
+    let prompts = case.askpass.prompts();
+    assert_eq!(prompts.len(), 2, "{prompts:#?}");
+    assert!(prompts[1].ends_with("Authy cannot be reached; try again later (press Enter): "), "{prompts:#?}");
+}

@@ -282,6 +282,21 @@ fn a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_
     assert!(case.api_calls().is_empty());
 }
 
+#[test]
+fn sudo_says_that_authy_cannot_be_reached_when_there_is_no_offline_secret() {
+    let test = "sudo_says_that_authy_cannot_be_reached_when_there_is_no_offline_secret";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = Case::new("sudo", "sudo", true, "");
+    let config = std::fs::read_to_string(case.dir.config_path()).expect("read config");
+    let unreachable = format!("https://127.0.0.1:{}", common::closed_port());
+    case.dir.write_config(&config.replace(&case.sandbox.url(), &unreachable));
+    let run = case.sudo(test, &format!("{}\n1234567\n", case.user.password()));
+    assert_refused(&run);
+    assert!(run.stderr.contains("Authy cannot be reached; try again later."), "{}", run.output());
+}
+
 /// What pam-auth-update writes: the host's profiles plus ours, into a copy of the host's
 /// /etc/pam.d, /var/lib/pam and /usr/share/pam-configs under `root` (its `--root`), with a
 /// private copy of the debconf database mounted over the host's.

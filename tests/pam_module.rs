@@ -9,8 +9,8 @@ mod common;
 use authy_sandbox::{Fault, FaultScope, SandboxConfig, ServerCert};
 use common::*;
 use pam_harness::{
-    PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER_UNKNOWN,
-    Reply,
+    Items, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS,
+    PAM_USER_UNKNOWN, Reply,
 };
 
 fn verify_requests(sandbox: &authy_sandbox::Sandbox) -> usize {
@@ -119,8 +119,25 @@ fn an_unreachable_api_is_authinfo_unavail_under_failmode_secure() {
         .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
     dir.write_config(&text);
     dir.service("login2fa", "");
-    let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["1234567"]));
+    let console = Items { rhost: None, tty: Some("/dev/tty1".into()), ruser: None };
+    let result = dir.authenticate_with("login2fa", &current_user(), &console, &mut answers(&["1234567"]));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
+    let last = result.transcript.last().expect("a message");
+    assert_eq!(last.text, "Authy cannot be reached; try again later.", "{}", result.text());
+    assert!(!last.style.is_prompt(), "{}", result.text());
+}
+
+#[test]
+fn under_sshd_the_unreachable_api_is_said_in_a_prompt_because_sshd_drops_a_last_message() {
+    let dir = TestDir::new();
+    let (sandbox, id) = sandbox();
+    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
+        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
+    dir.write_config(&text);
+    dir.service("sshd", "");
+    let result = dir.authenticate("sshd", &current_user(), &mut answers(&["1234567", ""]));
+    assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
+    assert_eq!(result.prompts().last().copied(), Some("Authy cannot be reached; try again later (press Enter): "));
 }
 
 #[test]

@@ -25,7 +25,7 @@ mod testing;
 
 pub use offline::OFFLINE_PROMPT;
 pub use outcome::{Decision, Factor, Outcome, api_failure};
-pub use prompt::{MAX_CHANNEL_REQUESTS, TOKEN_PROMPT, token_prompt};
+pub use prompt::{MAX_CHANNEL_REQUESTS, TOKEN_PROMPT, UNREACHABLE_MESSAGE, UNREACHABLE_PROMPT, token_prompt};
 pub use push::PUSH_PROMPT;
 
 use crate::backend::{ApiError, Backend, Channel, Word};
@@ -184,6 +184,22 @@ impl Session<'_, '_> {
     fn api_failed(&self, error: &ApiError) -> Decision {
         let (outcome, reason) = api_failure(error, self.config.auth.failmode);
         self.decision(outcome, reason)
+    }
+
+    /// `api_failed`, and when the login ends because the API cannot be reached, the user is
+    /// told, so that the prompt does not just come back. Under sshd a message after the last
+    /// prompt is dropped for this result, so there the notice is a prompt (its answer is
+    /// ignored). Best effort: the decision stands whatever the conversation does.
+    fn api_failed_and_said(&mut self, error: &ApiError) -> Decision {
+        let decision = self.api_failed(error);
+        if decision.outcome == Outcome::Unavailable {
+            if self.notice_by_prompt() {
+                let _ = self.deps.conversation.prompt(UNREACHABLE_PROMPT, false);
+            } else {
+                let _ = self.deps.conversation.error(UNREACHABLE_MESSAGE);
+            }
+        }
+        decision
     }
 
     /// A failure that no later answer can mend (a bad API key): it ends the login even

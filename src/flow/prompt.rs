@@ -17,6 +17,10 @@ use std::ops::ControlFlow;
 pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
 /// Channel requests (push, sms, call) one authentication may make.
 pub const MAX_CHANNEL_REQUESTS: u32 = 3;
+/// What the user reads when the login ends because the API cannot be reached and there is
+/// no offline code to fall back on; under sshd it is a prompt (`api_failed_and_said`).
+pub const UNREACHABLE_MESSAGE: &str = "Authy cannot be reached; try again later.";
+pub const UNREACHABLE_PROMPT: &str = "Authy cannot be reached; try again later (press Enter): ";
 
 /// "a, b or c".
 fn alternatives(words: &[Word], name: impl Fn(Word) -> &'static str) -> String {
@@ -101,7 +105,7 @@ impl Session<'_, '_> {
                 self.log(Level::Warning, "api_unreachable_offline_fallback", &why);
                 ControlFlow::Break(self.offline())
             }
-            Err(error) => ControlFlow::Break(self.api_failed(&error)),
+            Err(error) => ControlFlow::Break(self.api_failed_and_said(&error)),
         }
     }
 
@@ -211,7 +215,9 @@ mod tests {
     fn unreachable_api_follows_failmode_and_nothing_else_does() {
         let unreachable = || Err(ApiError::Unreachable("refused".into()));
         let prompt = [Step::Prompt("Authy token", "1234567")];
-        let (secure, _) = run_scripted(&config(""), "alice", &prompt, vec![unreachable()]);
+        let told =
+            [Step::Prompt("Authy token", "1234567"), Step::Prompt("Authy cannot be reached; try again later", "")];
+        let (secure, _) = run_scripted(&config(""), "alice", &told, vec![unreachable()]);
         assert_eq!(secure.outcome, Outcome::Unavailable);
         let safe_config = config("failmode = \"safe\"");
         let (safe, _) = run_scripted(&safe_config, "alice", &prompt, vec![unreachable()]);

@@ -50,7 +50,7 @@ impl Session<'_, '_> {
 
     /// Under sshd (PAM_TTY "ssh") info messages are held until the next prompt, so the push
     /// notice must itself be a prompt; elsewhere it is shown at once and the module waits.
-    fn notice_by_prompt(&self) -> bool {
+    pub(super) fn notice_by_prompt(&self) -> bool {
         self.login.tty.as_deref() == Some("ssh") || self.login.service == "sshd"
     }
 
