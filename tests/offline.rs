@@ -183,7 +183,7 @@ fn failmode_applies_only_to_an_unreachable_api() {
             dir.write_config(&text);
             dir.service("svc", "");
             sandbox.set_fault(FaultScope::Global, fault.clone());
-            let result = dir.authenticate("svc", &current_user(), &mut answers(&["1234567"]));
+            let result = dir.authenticate("svc", &current_user(), &mut answers(&["1234567", ""]));
             assert_eq!(result.code, expected, "{name} under failmode {failmode}: {}", result.text());
         }
     }
