@@ -214,7 +214,7 @@ impl Bench {
     }
 
     fn offline(&self, runs: usize) -> Vec<Row> {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let closed = pam_harness::closed_port();
         let config = self.config("offline.toml", &format!("https://127.0.0.1:{closed}"));
         self.service("ours-offline", &format!("{} config={}", self.module.display(), config.display()));
         let have_google = Path::new(GOOGLE_AUTHENTICATOR).exists();

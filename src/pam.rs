@@ -106,7 +106,8 @@ fn pam_code(outcome: Outcome) -> PamError {
 }
 
 fn raw_handle(pamh: &Pam) -> *const c_void {
-    // SAFETY: `Pam` is `#[repr(transparent)]` over the `pam_handle_t *` libpam passed in.
+    // SAFETY: `Pam` is `#[repr(transparent)]` over the `pam_handle_t *` libpam passed in; pamsm
+    // is pinned to that version and `tests::pamsm_pam_is_the_libpam_handle_itself` checks it.
     unsafe { *(pamh as *const Pam as *const *const c_void) }
 }
 
@@ -292,5 +293,53 @@ mod tests {
         });
         zeroize::Zeroize::zeroize(&mut text);
         assert_eq!(hits, [0], "a copy of the non-UTF-8 reply was freed unwiped");
+    }
+
+    const PAM_CONV_ERR: c_int = 19;
+
+    #[link(name = "pam")]
+    unsafe extern "C" {
+        fn pam_start(
+            service: *const c_char,
+            user: *const c_char,
+            conv: *const PamConv,
+            pamh: *mut *mut c_void,
+        ) -> c_int;
+        fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
+        fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
+    }
+
+    unsafe extern "C" fn no_conversation(
+        _: c_int,
+        _: *mut *const PamMessage,
+        _: *mut *mut PamResponse,
+        _: *mut c_void,
+    ) -> c_int {
+        PAM_CONV_ERR
+    }
+
+    /// `raw_handle` reads pamsm's private field by layout; pamsm is pinned exactly, and this
+    /// checks on a real libpam handle that `Pam` is that handle and nothing else: pamsm's own
+    /// accessor and ours read the items of the same handle.
+    #[test]
+    fn pamsm_pam_is_the_libpam_handle_itself() {
+        assert_eq!(std::mem::size_of::<Pam>(), std::mem::size_of::<*const c_void>());
+        assert_eq!(std::mem::align_of::<Pam>(), std::mem::align_of::<*const c_void>());
+        let conv = PamConv { conv: Some(no_conversation), appdata_ptr: std::ptr::null_mut() };
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: NUL-terminated strings and a conversation that outlives the handle.
+        let rc = unsafe { pam_start(c"pam_authy-layout-test".as_ptr(), c"nobody".as_ptr(), &conv, &mut handle) };
+        assert_eq!(rc, PAM_SUCCESS);
+        // SAFETY: a started handle; libpam copies the item.
+        let rc = unsafe { pam_set_item(handle, PAM_TTY, c"ssh".as_ptr().cast()) };
+        assert_eq!(rc, PAM_SUCCESS);
+        // SAFETY: what pamsm's `pam_module!` does with the handle libpam passes in: `Pam` is
+        // `repr(transparent)` over it, which is the assumption under test.
+        let pam: &Pam = unsafe { &*(&handle as *const *mut c_void as *const Pam) };
+        assert_eq!(raw_handle(pam), handle as *const c_void);
+        assert_eq!(text_item(pam.get_service()).as_deref(), Some("pam_authy-layout-test"));
+        assert_eq!(tty_item(raw_handle(pam)).as_deref(), Some("ssh"));
+        // SAFETY: the handle from pam_start, ended once.
+        unsafe { pam_end(handle, PAM_SUCCESS) };
     }
 }

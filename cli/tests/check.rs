@@ -4,7 +4,8 @@
 mod common;
 
 use authy_sandbox::Sandbox;
-use common::{TestDir, api_section, closed_port, config_for, paths, run, sandbox, set_mode};
+use common::{TestDir, api_section, config_for, paths, run, sandbox, set_mode};
+use pam_harness::closed_port;
 
 /// Runs `check` and asserts it failed with one problem line containing `expected`, in text
 /// and in JSON.

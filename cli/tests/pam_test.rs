@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{TestDir, api_section, closed_port, current_user, run, run_with_stdin, sandbox};
+use common::{TestDir, api_section, current_user, run, run_with_stdin, sandbox};
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
+use pam_harness::closed_port;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A config mapping the current user to a new sandbox user, with a PAM service `svc`.

@@ -27,7 +27,6 @@ pub const PAM_CONV_ERR: i32 = 19;
 pub const PAM_IGNORE: i32 = 25;
 pub const PAM_ABORT: i32 = 26;
 
-const PAM_SERVICE: c_int = 1;
 const PAM_USER: c_int = 2;
 const PAM_TTY: c_int = 3;
 const PAM_RHOST: c_int = 4;
@@ -323,7 +322,6 @@ pub fn authenticate(
     // SAFETY: a started handle.
     let code = unsafe { pam_authenticate(handle, 0) };
     let user_after = string_item(handle, PAM_USER);
-    let _service_after = string_item(handle, PAM_SERVICE);
     // SAFETY: the handle from pam_start_confdir, ended once.
     unsafe { pam_end(handle, code) };
     if let Some(panic) = state.panic.take() {
@@ -391,4 +389,18 @@ fn read_line(hidden: bool) -> Option<String> {
         Ok(0) | Err(_) => None,
         Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
     }
+}
+
+/// A loopback port that refuses connections for as long as the process runs: its socket is
+/// bound, so no other test can take the port, but never listens. (Binding a listener and
+/// closing it would free the port for any parallel test to take before it is used.)
+pub fn closed_port() -> u16 {
+    static HELD: std::sync::OnceLock<(socket2::Socket, u16)> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+        let port = socket.local_addr().ok().and_then(|a| a.as_socket()).expect("an IPv4 address").port();
+        (socket, port)
+    })
+    .1
 }

@@ -136,9 +136,8 @@ mod tests {
 
     #[test]
     fn a_transport_error_never_quotes_the_url_and_its_token() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
         let config = ApiConfig {
-            url: format!("https://127.0.0.1:{}", port.expect("port")),
+            url: format!("https://127.0.0.1:{}", pam_harness::closed_port()),
             api_key: Secret::from("key"),
             timeout: Duration::from_secs(2),
             ca_pem: None,

@@ -168,11 +168,8 @@ pub fn answers(texts: &[&str]) -> impl FnMut(&Message) -> Reply {
     }
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+/// A loopback port with nothing listening on it, held for the whole test process.
+pub use pam_harness::closed_port;
 
 /// Answers the token prompt with `token`, then each offline-code prompt with the next of
 /// `codes` (the API being unreachable); info and error messages get "".

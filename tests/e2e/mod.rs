@@ -457,7 +457,11 @@ impl Sshd {
         }
         let log = dir.path().join("sshd.log");
         for _ in 0..5 {
-            let port = common::closed_port();
+            // Free when asked, but another test may take it before sshd binds: hence the retries.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a loopback port")
+                .port();
             let config = dir.write(
                 "sshd_config",
                 &format!(

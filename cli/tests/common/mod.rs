@@ -192,12 +192,6 @@ pub fn current_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::geteuid()).expect("getpwuid").expect("passwd entry").name
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// The API paths the sandbox received, in order.
 pub fn paths(sandbox: &Sandbox) -> Vec<String> {
     sandbox.requests().into_iter().map(|r| format!("{} {}", r.method, r.raw_path)).collect()
