@@ -11,60 +11,6 @@ const T: u64 = 1_800_000_015;
 const IDENTITY: &str = "2f0c9a3e-5b7d-4e61-a8c0-f1e2d3c4b5a6";
 const PHONE: &str = "+15017122661";
 
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A request with optional Basic credentials and an optional form body.
-fn vsend(sb: &Sandbox, method: &str, target: &str, auth: Option<(&str, &str)>, form: Option<&str>) -> Resp {
-    let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
-        sb.addr()
-    );
-    if let Some((u, p)) = auth {
-        req.push_str(&format!("Authorization: Basic {}\r\n", b64(format!("{u}:{p}").as_bytes())));
-    }
-    let body = form.unwrap_or("");
-    if form.is_some() {
-        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    parse_response(&raw_exchange(sb, req.as_bytes()).expect("exchange"))
-}
-
-fn key(sb: &Sandbox) -> (String, String) {
-    let a = sb.verify_account();
-    (a.api_key_sid, a.api_key_secret)
-}
-
-fn vget(sb: &Sandbox, target: &str) -> Resp {
-    let (u, p) = key(sb);
-    vsend(sb, "GET", target, Some((&u, &p)), None)
-}
-
-fn vpost(sb: &Sandbox, target: &str, form: &str) -> Resp {
-    let (u, p) = key(sb);
-    vsend(sb, "POST", target, Some((&u, &p)), Some(form))
-}
-
-fn vdelete(sb: &Sandbox, target: &str) -> Resp {
-    let (u, p) = key(sb);
-    vsend(sb, "DELETE", target, Some((&u, &p)), None)
-}
-
 fn service_path(sb: &Sandbox) -> String {
     format!("/v2/Services/{}", sb.verify_account().service_sid)
 }
@@ -150,7 +96,7 @@ fn basic_auth_is_required_and_checked() {
         Some(("SK0123456789abcdef0123456789abcdef", a.api_key_secret.as_str())),
         Some(("nobody", "x")),
     ] {
-        let r = vsend(&sb, "GET", &path, auth, None);
+        let r = verify_send(&sb, "GET", &path, auth, None);
         assert_eq!(r.status, 401, "{auth:?}");
         assert_eq!(
             r.body,
@@ -160,12 +106,12 @@ fn basic_auth_is_required_and_checked() {
     }
     // The Authy API key opens nothing here; unknown paths are 401 before 404.
     assert_eq!(send(&sb, "GET", &path, Some(sb.api_key()), None).status, 401);
-    assert_eq!(vsend(&sb, "GET", "/v2/Nothing", None, None).status, 401);
+    assert_eq!(verify_send(&sb, "GET", "/v2/Nothing", None, None).status, 401);
     // Both kinds of credentials work.
-    assert_eq!(vsend(&sb, "GET", &path, Some((&a.account_sid, &a.auth_token)), None).status, 200);
-    assert_eq!(vsend(&sb, "GET", &path, Some((&a.api_key_sid, &a.api_key_secret)), None).status, 200);
+    assert_eq!(verify_send(&sb, "GET", &path, Some((&a.account_sid, &a.auth_token)), None).status, 200);
+    assert_eq!(verify_send(&sb, "GET", &path, Some((&a.api_key_sid, &a.api_key_secret)), None).status, 200);
     let (sid, secret) = sb.verify_create_api_key().expect("key");
-    assert_eq!(vsend(&sb, "GET", &path, Some((&sid, &secret)), None).status, 200);
+    assert_eq!(verify_send(&sb, "GET", &path, Some((&sid, &secret)), None).status, 200);
     // The request log names the SID, never the secret.
     let logged = sb.requests();
     assert!(logged.iter().any(|r| r.api_key.as_deref() == Some(sid.as_str())));
@@ -175,21 +121,21 @@ fn basic_auth_is_required_and_checked() {
 #[test]
 fn unknown_resources_and_methods() {
     let sb = started();
-    let r = vget(&sb, "/v2/Services/VA00000000000000000000000000000000");
+    let r = verify_get(&sb, "/v2/Services/VA00000000000000000000000000000000");
     assert_error(&r, 404, 20404);
     assert_eq!(
         r.json()["message"],
         "The requested resource /Services/VA00000000000000000000000000000000 was not found"
     );
-    assert_error(&vget(&sb, "/v2/Elsewhere"), 404, 20404);
-    assert_error(&vget(&sb, &format!("{}/Nope", service_path(&sb))), 404, 20404);
-    assert_error(&vdelete(&sb, &format!("{}/VerificationCheck", service_path(&sb))), 405, 20004);
+    assert_error(&verify_get(&sb, "/v2/Elsewhere"), 404, 20404);
+    assert_error(&verify_get(&sb, &format!("{}/Nope", service_path(&sb))), 404, 20404);
+    assert_error(&verify_delete(&sb, &format!("{}/VerificationCheck", service_path(&sb))), 405, 20004);
 }
 
 #[test]
 fn services_fetch_create_and_list() {
     let sb = started();
-    let r = vget(&sb, &service_path(&sb));
+    let r = verify_get(&sb, &service_path(&sb));
     assert_eq!(r.status, 200);
     let s = r.json();
     assert_fields(
@@ -225,17 +171,17 @@ fn services_fetch_create_and_list() {
     assert!(s["tts_name"].is_null());
     assert_date(&s["date_created"]);
 
-    let r = vpost(&sb, "/v2/Services", "FriendlyName=Login&CodeLength=8&Totp.TimeStep=60&Totp.Skew=0");
+    let r = verify_post(&sb, "/v2/Services", "FriendlyName=Login&CodeLength=8&Totp.TimeStep=60&Totp.Skew=0");
     assert_eq!(r.status, 201, "{}", r.body);
     let created = r.json();
     assert_eq!(created["code_length"], 8);
     assert_eq!(created["totp"]["time_step"], 60);
     assert_eq!(created["totp"]["issuer"], "Login");
-    assert_error(&vpost(&sb, "/v2/Services", "CodeLength=6"), 400, 60200);
-    assert_error(&vpost(&sb, "/v2/Services", "FriendlyName=x&CodeLength=3"), 400, 60200);
+    assert_error(&verify_post(&sb, "/v2/Services", "CodeLength=6"), 400, 60200);
+    assert_error(&verify_post(&sb, "/v2/Services", "FriendlyName=x&CodeLength=3"), 400, 60200);
     // Case-exact names: `friendlyname` is not `FriendlyName`.
-    assert_error(&vpost(&sb, "/v2/Services", "friendlyname=x"), 400, 60200);
-    let list = vget(&sb, "/v2/Services?PageSize=1").json();
+    assert_error(&verify_post(&sb, "/v2/Services", "friendlyname=x"), 400, 60200);
+    let list = verify_get(&sb, "/v2/Services?PageSize=1").json();
     assert_eq!(list["services"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["meta"]["key"], "services");
     assert!(list["meta"]["next_page_url"].is_string());
@@ -243,13 +189,17 @@ fn services_fetch_create_and_list() {
 }
 
 fn start_sms(sb: &Sandbox, channel: &str) -> Value {
-    let r = vpost(sb, &format!("{}/Verifications", service_path(sb)), &format!("To={}&Channel={channel}", enc(PHONE)));
+    let r = verify_post(
+        sb,
+        &format!("{}/Verifications", service_path(sb)),
+        &format!("To={}&Channel={channel}", enc(PHONE)),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()
 }
 
 fn check(sb: &Sandbox, form: &str) -> Resp {
-    vpost(sb, &format!("{}/VerificationCheck", service_path(sb)), form)
+    verify_post(sb, &format!("{}/VerificationCheck", service_path(sb)), form)
 }
 
 #[test]
@@ -288,7 +238,7 @@ fn verification_create_check_and_soft_delete() {
     let code = sb.verify_code(&sid).expect("code sent");
     assert_eq!(code.len(), 6);
 
-    let fetched = vget(&sb, &format!("{}/Verifications/{sid}", service_path(&sb)));
+    let fetched = verify_get(&sb, &format!("{}/Verifications/{sid}", service_path(&sb)));
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.json()["sid"], sid.as_str());
 
@@ -324,7 +274,7 @@ fn verification_create_check_and_soft_delete() {
         r.json()["message"],
         format!("The requested resource /Services/{}/VerificationCheck was not found", sb.verify_account().service_sid)
     );
-    assert_error(&vget(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))), 404, 20404);
+    assert_error(&verify_get(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))), 404, 20404);
 }
 
 #[test]
@@ -352,7 +302,8 @@ fn resends_keep_the_code_and_the_sixth_send_is_refused() {
     }
     let sent = sb.verify_sent_codes();
     assert_eq!((sent.len(), sent[0].sends), (1, 5));
-    let r = vpost(&sb, &format!("{}/Verifications", service_path(&sb)), &format!("To={}&Channel=sms", enc(PHONE)));
+    let r =
+        verify_post(&sb, &format!("{}/Verifications", service_path(&sb)), &format!("To={}&Channel=sms", enc(PHONE)));
     assert_error(&r, 429, 60203);
     assert_eq!(sb.verify_stats().sends, 5);
 }
@@ -377,10 +328,10 @@ fn verifications_expire_after_ten_minutes() {
     let sid = start_sms(&sb, "sms")["sid"].as_str().expect("sid").to_owned();
     let code = sb.verify_code(&sid).expect("code");
     sb.advance_clock(599);
-    assert_eq!(vget(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))).status, 200);
+    assert_eq!(verify_get(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))).status, 200);
     sb.advance_clock(1);
     assert_error(&check(&sb, &format!("VerificationSid={sid}&Code={code}")), 404, 20404);
-    assert_error(&vget(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))), 404, 20404);
+    assert_error(&verify_get(&sb, &format!("{}/Verifications/{sid}", service_path(&sb))), 404, 20404);
     // A new send after expiry is a new verification with a new SID.
     assert_ne!(start_sms(&sb, "sms")["sid"], sid.as_str());
 }
@@ -390,21 +341,21 @@ fn verifications_can_be_canceled_or_approved_by_update() {
     let sb = started();
     let path = |sid: &str| format!("{}/Verifications/{sid}", service_path(&sb));
     let sid = start_sms(&sb, "sms")["sid"].as_str().expect("sid").to_owned();
-    assert_error(&vpost(&sb, &path(&sid), "Status=done"), 400, 60200);
-    let r = vpost(&sb, &path(&sid), "Status=canceled");
+    assert_error(&verify_post(&sb, &path(&sid), "Status=done"), 400, 60200);
+    let r = verify_post(&sb, &path(&sid), "Status=canceled");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "canceled");
     assert_error(&check(&sb, &format!("VerificationSid={sid}&Code=123456")), 404, 20404);
-    assert_error(&vpost(&sb, &path(&sid), "Status=canceled"), 404, 20404);
+    assert_error(&verify_post(&sb, &path(&sid), "Status=canceled"), 404, 20404);
     let sid = start_sms(&sb, "sms")["sid"].as_str().expect("sid").to_owned();
-    let r = vpost(&sb, &path(&sid), "Status=approved");
+    let r = verify_post(&sb, &path(&sid), "Status=approved");
     assert_eq!((r.json()["status"].as_str(), r.json()["valid"].as_bool()), (Some("approved"), Some(true)));
 }
 
 #[test]
 fn verification_parameters_are_validated() {
     let sb = started();
-    let create = |form: &str| vpost(&sb, &format!("{}/Verifications", service_path(&sb)), form);
+    let create = |form: &str| verify_post(&sb, &format!("{}/Verifications", service_path(&sb)), form);
     for form in
         ["Channel=sms", "To=15017122661&Channel=sms", "To=%2B1501712266a&Channel=sms", "to=%2B15017122661&channel=sms"]
     {
@@ -430,8 +381,11 @@ fn verification_parameters_are_validated() {
     assert_error(&check(&sb, "To=%2B4915112345678&Code=123456"), 404, 20404);
     // Another service never sees this verification.
     let other = sb.verify_create_service("Other");
-    let r =
-        vpost(&sb, &format!("/v2/Services/{other}/VerificationCheck"), &format!("VerificationSid={sid}&Code=123456"));
+    let r = verify_post(
+        &sb,
+        &format!("/v2/Services/{other}/VerificationCheck"),
+        &format!("VerificationSid={sid}&Code=123456"),
+    );
     assert_error(&r, 404, 20404);
 }
 
@@ -442,7 +396,7 @@ fn entity_path(sb: &Sandbox, identity: &str) -> String {
 #[test]
 fn entities_create_fetch_list_delete() {
     let sb = started();
-    let r = vpost(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={IDENTITY}"));
+    let r = verify_post(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={IDENTITY}"));
     assert_eq!(r.status, 201, "{}", r.body);
     let e = r.json();
     assert_fields(
@@ -451,25 +405,33 @@ fn entities_create_fetch_list_delete() {
     );
     assert_sid(&e["sid"], "YE");
     assert_eq!(e["identity"], IDENTITY);
-    assert_error(&vpost(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={IDENTITY}")), 409, 60301);
+    assert_error(
+        &verify_post(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={IDENTITY}")),
+        409,
+        60301,
+    );
     for bad in ["short", "alice%40example.com", "a--bbbbbbbb", ""] {
-        assert_error(&vpost(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={bad}")), 400, 60306);
+        assert_error(
+            &verify_post(&sb, &format!("{}/Entities", service_path(&sb)), &format!("Identity={bad}")),
+            400,
+            60306,
+        );
     }
-    let fetched = vget(&sb, &entity_path(&sb, IDENTITY));
+    let fetched = verify_get(&sb, &entity_path(&sb, IDENTITY));
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.json()["sid"], e["sid"]);
     assert_eq!(
-        vget(&sb, &format!("{}/Entities", service_path(&sb))).json()["entities"].as_array().map(Vec::len),
+        verify_get(&sb, &format!("{}/Entities", service_path(&sb))).json()["entities"].as_array().map(Vec::len),
         Some(1)
     );
-    let r = vdelete(&sb, &entity_path(&sb, IDENTITY));
+    let r = verify_delete(&sb, &entity_path(&sb, IDENTITY));
     assert_eq!((r.status, r.body.as_str()), (204, ""));
-    assert_error(&vget(&sb, &entity_path(&sb, IDENTITY)), 404, 20404);
-    assert_error(&vdelete(&sb, &entity_path(&sb, IDENTITY)), 404, 20404);
+    assert_error(&verify_get(&sb, &entity_path(&sb, IDENTITY)), 404, 20404);
+    assert_error(&verify_delete(&sb, &entity_path(&sb, IDENTITY)), 404, 20404);
 }
 
 fn create_factor(sb: &Sandbox, extra: &str) -> Value {
-    let r = vpost(
+    let r = verify_post(
         sb,
         &format!("{}/Factors", entity_path(sb, IDENTITY)),
         &format!("FriendlyName=alice%27s+phone&FactorType=totp{extra}"),
@@ -514,22 +476,26 @@ fn totp_factor_enrolment_with_the_real_secret() {
     let path = format!("{}/Factors/{sid}", entity_path(&sb, IDENTITY));
 
     // The binding is only in the create reply.
-    let fetched = vget(&sb, &path).json();
+    let fetched = verify_get(&sb, &path).json();
     assert!(fetched.get("binding").is_none());
     assert_eq!(keys(&fetched).len(), 13);
 
     let code = totp_code(&secret, totp_rs::Algorithm::SHA1, 6, 30, T);
-    let r = vpost(&sb, &path, &format!("AuthPayload={}", wrong(&code)));
+    let r = verify_post(&sb, &path, &format!("AuthPayload={}", wrong(&code)));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "unverified");
     // One step back is inside skew 1.
-    let r = vpost(&sb, &path, &format!("AuthPayload={}", totp_code(&secret, totp_rs::Algorithm::SHA1, 6, 30, T - 30)));
+    let r = verify_post(
+        &sb,
+        &path,
+        &format!("AuthPayload={}", totp_code(&secret, totp_rs::Algorithm::SHA1, 6, 30, T - 30)),
+    );
     assert_eq!(r.json()["status"], "verified");
-    let list = vget(&sb, &format!("{}/Factors", entity_path(&sb, IDENTITY))).json();
+    let list = verify_get(&sb, &format!("{}/Factors", entity_path(&sb, IDENTITY))).json();
     assert_eq!(list["factors"][0]["status"], "verified");
     assert_eq!(list["meta"]["key"], "factors");
-    assert_eq!(vdelete(&sb, &path).status, 204);
-    assert_error(&vget(&sb, &path), 404, 20404);
+    assert_eq!(verify_delete(&sb, &path).status, 204);
+    assert_error(&verify_get(&sb, &path), 404, 20404);
 }
 
 #[test]
@@ -544,10 +510,10 @@ fn factor_config_is_honoured_and_validated() {
     let path = format!("{}/Factors/{}", entity_path(&sb, IDENTITY), f["sid"].as_str().expect("sid"));
     let at = |t| totp_code("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", totp_rs::Algorithm::SHA256, 8, 60, t);
     // Skew 0: the previous step is refused.
-    assert_eq!(vpost(&sb, &path, &format!("AuthPayload={}", at(T - 60))).json()["status"], "unverified");
-    assert_eq!(vpost(&sb, &path, &format!("AuthPayload={}", at(T))).json()["status"], "verified");
+    assert_eq!(verify_post(&sb, &path, &format!("AuthPayload={}", at(T - 60))).json()["status"], "unverified");
+    assert_eq!(verify_post(&sb, &path, &format!("AuthPayload={}", at(T))).json()["status"], "verified");
     // Same binding twice.
-    let r = vpost(
+    let r = verify_post(
         &sb,
         &format!("{}/Factors", entity_path(&sb, IDENTITY)),
         "FriendlyName=x&FactorType=totp&Binding.Secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
@@ -556,7 +522,7 @@ fn factor_config_is_honoured_and_validated() {
     for extra in
         ["&Config.Alg=md5", "&Config.CodeLength=9", "&Config.TimeStep=10", "&Config.Skew=3", "&Binding.Secret=%21%21"]
     {
-        let r = vpost(
+        let r = verify_post(
             &sb,
             &format!("{}/Factors", entity_path(&sb, IDENTITY)),
             &format!("FriendlyName=x&FactorType=totp{extra}"),
@@ -566,10 +532,10 @@ fn factor_config_is_honoured_and_validated() {
     for form in
         ["FactorType=totp", "FriendlyName=x", "FriendlyName=x&FactorType=push", "FriendlyName=x&FactorType=TOTP"]
     {
-        assert_error(&vpost(&sb, &format!("{}/Factors", entity_path(&sb, IDENTITY)), form), 400, 60200);
+        assert_error(&verify_post(&sb, &format!("{}/Factors", entity_path(&sb, IDENTITY)), form), 400, 60200);
     }
     assert_error(
-        &vpost(&sb, &format!("{}/Factors", entity_path(&sb, "bad")), "FriendlyName=x&FactorType=totp"),
+        &verify_post(&sb, &format!("{}/Factors", entity_path(&sb, "bad")), "FriendlyName=x&FactorType=totp"),
         400,
         60306,
     );
@@ -583,9 +549,9 @@ fn five_wrong_enrolment_codes_then_60310() {
     let path = format!("{}/Factors/{}", entity_path(&sb, IDENTITY), f["sid"].as_str().expect("sid"));
     let code = totp_code(secret, totp_rs::Algorithm::SHA1, 6, 30, T);
     for _ in 0..5 {
-        assert_eq!(vpost(&sb, &path, &format!("AuthPayload={}", wrong(&code))).json()["status"], "unverified");
+        assert_eq!(verify_post(&sb, &path, &format!("AuthPayload={}", wrong(&code))).json()["status"], "unverified");
     }
-    assert_error(&vpost(&sb, &path, &format!("AuthPayload={code}")), 429, 60310);
+    assert_error(&verify_post(&sb, &path, &format!("AuthPayload={code}")), 429, 60310);
     assert_eq!(sb.verify_stats().factor_verifications, 5);
 }
 
@@ -601,7 +567,7 @@ fn totp_challenges_approve_on_the_right_code_only() {
         .verify_add_totp_factor(&service, IDENTITY, &TotpFactorSpec { verified: false, ..TotpFactorSpec::default() })
         .expect("factor");
     assert_error(
-        &vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=123456", unverified.sid)),
+        &verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=123456", unverified.sid)),
         403,
         60318,
     );
@@ -609,7 +575,7 @@ fn totp_challenges_approve_on_the_right_code_only() {
     let code = sb.verify_current_code(&f.sid).expect("code");
     assert_eq!(code, totp_code(&f.secret_base32, totp_rs::Algorithm::SHA1, 6, 30, T));
 
-    let r = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={code}", f.sid));
+    let r = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={code}", f.sid));
     assert_eq!(r.status, 201, "{}", r.body);
     let c = r.json();
     assert_fields(
@@ -643,32 +609,36 @@ fn totp_challenges_approve_on_the_right_code_only() {
     assert_date(&c["date_responded"]);
     assert_eq!(c["expiration_date"], "2027-01-15T08:05:15Z");
     // The sandbox, like the API as far as anyone documents, does not refuse a replayed code.
-    let r = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={code}", f.sid));
+    let r = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={code}", f.sid));
     assert_eq!(r.json()["status"], "approved");
 
-    let r = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={}", f.sid, wrong(&code)));
+    let r = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={}", f.sid, wrong(&code)));
     assert_eq!(r.status, 201);
     let c = r.json();
     assert_eq!(c["status"], "pending");
     assert!(c["date_responded"].is_null());
     let path = format!("{}/{}", challenges(&sb), c["sid"].as_str().expect("sid"));
     // Answer it by update with the right code, then it is answered for good.
-    let r = vpost(&sb, &path, &format!("AuthPayload={code}"));
+    let r = verify_post(&sb, &path, &format!("AuthPayload={code}"));
     assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("approved")));
-    assert_error(&vpost(&sb, &path, &format!("AuthPayload={code}")), 403, 60322);
-    let fetched = vget(&sb, &path);
+    assert_error(&verify_post(&sb, &path, &format!("AuthPayload={code}")), 403, 60322);
+    let fetched = verify_get(&sb, &path);
     assert_eq!(fetched.json()["status"], "approved");
     // Parameters.
-    assert_error(&vpost(&sb, &challenges(&sb), "AuthPayload=123456"), 400, 60200);
-    assert_error(&vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=12", f.sid)), 400, 60200);
+    assert_error(&verify_post(&sb, &challenges(&sb), "AuthPayload=123456"), 400, 60200);
+    assert_error(&verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=12", f.sid)), 400, 60200);
     assert_error(
-        &vpost(&sb, &challenges(&sb), "FactorSid=YF00000000000000000000000000000000&AuthPayload=123456"),
+        &verify_post(&sb, &challenges(&sb), "FactorSid=YF00000000000000000000000000000000&AuthPayload=123456"),
         404,
         20404,
     );
     // Another entity's factor is not found under this one.
     let other = sb.verify_add_totp_factor(&service, "other-identity-01", &TotpFactorSpec::default()).expect("factor");
-    assert_error(&vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=123456", other.sid)), 404, 20404);
+    assert_error(
+        &verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload=123456", other.sid)),
+        404,
+        20404,
+    );
 }
 
 #[test]
@@ -677,12 +647,12 @@ fn five_wrong_challenge_codes_then_60308() {
     let service = sb.verify_account().service_sid;
     let f = sb.verify_add_totp_factor(&service, IDENTITY, &TotpFactorSpec::default()).expect("factor");
     let code = sb.verify_current_code(&f.sid).expect("code");
-    let c = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={}", f.sid, wrong(&code))).json();
+    let c = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&AuthPayload={}", f.sid, wrong(&code))).json();
     let path = format!("{}/{}", challenges(&sb), c["sid"].as_str().expect("sid"));
     for _ in 0..4 {
-        assert_eq!(vpost(&sb, &path, &format!("AuthPayload={}", wrong(&code))).json()["status"], "pending");
+        assert_eq!(verify_post(&sb, &path, &format!("AuthPayload={}", wrong(&code))).json()["status"], "pending");
     }
-    assert_error(&vpost(&sb, &path, &format!("AuthPayload={code}")), 429, 60308);
+    assert_error(&verify_post(&sb, &path, &format!("AuthPayload={code}")), 429, 60308);
     assert_eq!(sb.verify_challenges()[0].wrong_codes, 5);
 }
 
@@ -691,19 +661,21 @@ fn challenges_expire_and_expiration_date_is_bounded() {
     let sb = started();
     let service = sb.verify_account().service_sid;
     let f = sb.verify_add_totp_factor(&service, IDENTITY, &TotpFactorSpec::default()).expect("factor");
-    let c = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate=2027-01-15T08:01:15Z", f.sid)).json();
+    let c =
+        verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate=2027-01-15T08:01:15Z", f.sid)).json();
     assert_eq!(c["status"], "pending");
     assert_eq!(c["expiration_date"], "2027-01-15T08:01:15Z");
     let path = format!("{}/{}", challenges(&sb), c["sid"].as_str().expect("sid"));
     sb.advance_clock(60);
-    assert_eq!(vget(&sb, &path).json()["status"], "expired");
+    assert_eq!(verify_get(&sb, &path).json()["status"], "expired");
     let code = sb.verify_current_code(&f.sid).expect("code");
-    assert_error(&vpost(&sb, &path, &format!("AuthPayload={code}")), 403, 60323);
+    assert_error(&verify_post(&sb, &path, &format!("AuthPayload={code}")), 403, 60323);
     for bad in ["2027-01-15T09:01:16Z", "2027-01-15T08:01:15Z", "tomorrow"] {
-        let r = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate={bad}", f.sid));
+        let r = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate={bad}", f.sid));
         assert_error(&r, 400, 60200);
     }
-    let ok = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate=2027-01-15T10:01:15%2B01:00", f.sid));
+    let ok =
+        verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&ExpirationDate=2027-01-15T10:01:15%2B01:00", f.sid));
     assert_eq!(ok.json()["expiration_date"], "2027-01-15T09:01:15Z");
 }
 
@@ -720,7 +692,7 @@ fn push_challenges_echo_details_and_follow_the_phone() {
         enc(r#"{"label":"From","value":"192.0.2.7"}"#),
         enc(r#"{"session":"ab12","tty":"pts/3"}"#),
     );
-    let r = vpost(&sb, &challenges(&sb), &form);
+    let r = verify_post(&sb, &challenges(&sb), &form);
     assert_eq!(r.status, 201, "{}", r.body);
     let c = r.json();
     assert_eq!(c["status"], "pending");
@@ -736,20 +708,20 @@ fn push_challenges_echo_details_and_follow_the_phone() {
     assert_eq!(rec.fields[1], ("From".to_owned(), "192.0.2.7".to_owned()));
     assert_eq!(rec.hidden_details.as_deref(), Some(r#"{"session":"ab12","tty":"pts/3"}"#));
     let path = format!("{}/{sid}", challenges(&sb));
-    assert_eq!(vget(&sb, &path).json()["status"], "pending");
+    assert_eq!(verify_get(&sb, &path).json()["status"], "pending");
     assert!(sb.verify_decide_challenge(&sid, PushStatus::Approved));
-    let r = vget(&sb, &path).json();
+    let r = verify_get(&sb, &path).json();
     assert_eq!(r["status"], "approved");
     assert_date(&r["date_responded"]);
     assert_eq!(sb.verify_challenges()[0].polls, 2);
     // Denied is final too; the server itself cannot answer a push.
-    let sid2 = vpost(&sb, &challenges(&sb), &form).json()["sid"].as_str().expect("sid").to_owned();
-    assert_error(&vpost(&sb, &format!("{}/{sid2}", challenges(&sb)), "AuthPayload=123456"), 400, 60200);
+    let sid2 = verify_post(&sb, &challenges(&sb), &form).json()["sid"].as_str().expect("sid").to_owned();
+    assert_error(&verify_post(&sb, &format!("{}/{sid2}", challenges(&sb)), "AuthPayload=123456"), 400, 60200);
     assert!(sb.verify_decide_challenge(&sid2, PushStatus::Denied));
-    assert_eq!(vget(&sb, &format!("{}/{sid2}", challenges(&sb))).json()["status"], "denied");
+    assert_eq!(verify_get(&sb, &format!("{}/{sid2}", challenges(&sb))).json()["status"], "denied");
     assert!(!sb.verify_decide_challenge("YC00000000000000000000000000000000", PushStatus::Approved));
     // Listing with filters.
-    let list = vget(&sb, &format!("{}?Status=denied", challenges(&sb))).json();
+    let list = verify_get(&sb, &format!("{}?Status=denied", challenges(&sb))).json();
     assert_eq!(list["challenges"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["challenges"][0]["sid"], sid2.as_str());
 }
@@ -768,13 +740,17 @@ fn push_challenge_parameters_are_validated() {
         (format!("&Details.Message=m&HiddenDetails={}", enc(r#"{"n":1}"#)), "HiddenDetails"),
         (format!("&Details.Message=m&HiddenDetails={}", enc("[1]")), "HiddenDetails"),
     ] {
-        let r = vpost(&sb, &challenges(&sb), &format!("FactorSid={}{extra}", f.sid));
+        let r = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}{extra}", f.sid));
         assert_error(&r, 400, 60200);
         assert_eq!(r.json()["message"], format!("Invalid parameter: {name}"));
     }
     let many: String =
         (0..21).map(|i| format!("&Details.Fields={}", enc(&format!(r#"{{"label":"l{i}","value":"v"}}"#)))).collect();
-    assert_error(&vpost(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m{many}", f.sid)), 400, 60200);
+    assert_error(
+        &verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m{many}", f.sid)),
+        400,
+        60200,
+    );
 }
 
 #[test]
@@ -786,20 +762,20 @@ fn push_scenarios_and_expiry_apply_to_verify_challenges() {
         authy_sandbox::FaultScope::Verify,
         authy_sandbox::PushScenario::AfterPolls { status: PushStatus::Approved, polls: 2 },
     );
-    let sid = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
+    let sid = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
         .as_str()
         .expect("sid")
         .to_owned();
     let path = format!("{}/{sid}", challenges(&sb));
-    assert_eq!(vget(&sb, &path).json()["status"], "pending");
-    assert_eq!(vget(&sb, &path).json()["status"], "approved");
+    assert_eq!(verify_get(&sb, &path).json()["status"], "pending");
+    assert_eq!(verify_get(&sb, &path).json()["status"], "approved");
     sb.set_push_scenario(authy_sandbox::FaultScope::Verify, authy_sandbox::PushScenario::Manual);
-    let sid = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
+    let sid = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
         .as_str()
         .expect("sid")
         .to_owned();
     sb.advance_clock(300);
-    assert_eq!(vget(&sb, &format!("{}/{sid}", challenges(&sb))).json()["status"], "expired");
+    assert_eq!(verify_get(&sb, &format!("{}/{sid}", challenges(&sb))).json()["status"], "expired");
 }
 
 #[test]
@@ -808,11 +784,11 @@ fn challenge_creation_is_rate_limited_per_factor() {
     let service = sb.verify_account().service_sid;
     let f = sb.verify_add_totp_factor(&service, IDENTITY, &TotpFactorSpec::default()).expect("factor");
     for _ in 0..50 {
-        assert_eq!(vpost(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)).status, 201);
+        assert_eq!(verify_post(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)).status, 201);
     }
-    assert_error(&vpost(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)), 429, 60312);
+    assert_error(&verify_post(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)), 429, 60312);
     sb.advance_clock(3600);
-    assert_eq!(vpost(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)).status, 201);
+    assert_eq!(verify_post(&sb, &challenges(&sb), &format!("FactorSid={}", f.sid)).status, 201);
     // Short codes: ten a day.
     let short = sb
         .verify_add_totp_factor(
@@ -822,9 +798,9 @@ fn challenge_creation_is_rate_limited_per_factor() {
         )
         .expect("factor");
     for _ in 0..10 {
-        assert_eq!(vpost(&sb, &challenges(&sb), &format!("FactorSid={}", short.sid)).status, 201);
+        assert_eq!(verify_post(&sb, &challenges(&sb), &format!("FactorSid={}", short.sid)).status, 201);
     }
-    assert_error(&vpost(&sb, &challenges(&sb), &format!("FactorSid={}", short.sid)), 429, 60312);
+    assert_error(&verify_post(&sb, &challenges(&sb), &format!("FactorSid={}", short.sid)), 429, 60312);
 }
 
 #[test]
@@ -832,16 +808,16 @@ fn push_notifications_are_limited_to_three() {
     let sb = started();
     let service = sb.verify_account().service_sid;
     let f = sb.verify_add_push_factor(&service, IDENTITY).expect("push factor");
-    let sid = vpost(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
+    let sid = verify_post(&sb, &challenges(&sb), &format!("FactorSid={}&Details.Message=m", f.sid)).json()["sid"]
         .as_str()
         .expect("sid")
         .to_owned();
     let path = format!("{}/{sid}/Notifications", challenges(&sb));
     for _ in 0..3 {
-        let r = vpost(&sb, &path, "Ttl=60");
+        let r = verify_post(&sb, &path, "Ttl=60");
         assert_eq!(r.status, 201, "{}", r.body);
         assert_sid(&r.json()["sid"], "NT");
         assert_eq!(r.json()["ttl"], 60);
     }
-    assert_error(&vpost(&sb, &path, ""), 429, 60309);
+    assert_error(&verify_post(&sb, &path, ""), 429, 60309);
 }

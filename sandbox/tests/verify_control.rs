@@ -23,38 +23,6 @@ fn start() -> Sandbox {
     sb
 }
 
-fn basic(user: &str, password: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { char::from(A[((n >> (18 - 6 * i)) & 63) as usize]) } else { '=' });
-        }
-    }
-    format!("Basic {out}")
-}
-
-fn request(method: &str, path: &str, auth: &str, form: &str) -> String {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    )
-}
-
-fn vpost(sb: &Sandbox, path: &str, form: &str) -> Resp {
-    let a = sb.verify_account();
-    let req = request("POST", path, &basic(&a.api_key_sid, &a.api_key_secret), form);
-    parse_response(&raw_exchange(sb, req.as_bytes()).expect("exchange"))
-}
-
-fn vget(sb: &Sandbox, path: &str) -> Resp {
-    let a = sb.verify_account();
-    let req = request("GET", path, &basic(&a.api_key_sid, &a.api_key_secret), "");
-    parse_response(&raw_exchange(sb, req.as_bytes()).expect("exchange"))
-}
-
 fn ok_json(r: &Resp) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
@@ -75,11 +43,11 @@ fn control_shows_credentials_and_sets_up_factors() {
         .to_owned();
     assert!(service.starts_with("VA"));
     let key = ok_json(&control(&sb, "POST", "/verify/keys", None));
-    let req = request(
+    let req = verify_request(
         "GET",
         &format!("/v2/Services/{service}"),
-        &basic(key["sid"].as_str().expect("sid"), key["secret"].as_str().expect("secret")),
-        "",
+        Some((key["sid"].as_str().expect("sid"), key["secret"].as_str().expect("secret"))),
+        None,
     );
     let r = parse_response(&raw_exchange(&sb, req.as_bytes()).expect("exchange"));
     assert_eq!(r.json()["friendly_name"], "Second");
@@ -104,7 +72,7 @@ fn control_shows_credentials_and_sets_up_factors() {
     let at = ok_json(&control(&sb, "GET", &format!("/verify/factors/{sid}/code?at=1800000015"), None));
     assert_eq!(at["code"], code.as_str());
     // The factor is verified and its code approves a challenge through the API.
-    let r = vpost(
+    let r = verify_post(
         &sb,
         &format!("/v2/Services/{service}/Entities/{IDENTITY}/Challenges"),
         &format!("FactorSid={sid}&AuthPayload={code}"),
@@ -121,7 +89,7 @@ fn control_shows_credentials_and_sets_up_factors() {
 fn control_reads_codes_answers_pushes_and_moves_the_clock() {
     let sb = start();
     let a = sb.verify_account();
-    let r = vpost(&sb, &format!("/v2/Services/{}/Verifications", a.service_sid), "To=%2B15551234567&Channel=sms");
+    let r = verify_post(&sb, &format!("/v2/Services/{}/Verifications", a.service_sid), "To=%2B15551234567&Channel=sms");
     let ve = r.json()["sid"].as_str().expect("sid").to_owned();
     let list = ok_json(&control(&sb, "GET", "/verify/verifications", None));
     assert_eq!(list[0]["sid"], ve.as_str());
@@ -135,7 +103,7 @@ fn control_reads_codes_answers_pushes_and_moves_the_clock() {
 
     assert_eq!(ok_json(&control(&sb, "POST", "/verify/check_status", Some(r#"{"status":200}"#)))["status"], 200);
     assert_eq!(control(&sb, "POST", "/verify/check_status", Some(r#"{"status":204}"#)).status, 400);
-    let r = vpost(
+    let r = verify_post(
         &sb,
         &format!("/v2/Services/{}/VerificationCheck", a.service_sid),
         &format!("VerificationSid={ve}&Code={code}"),
@@ -152,7 +120,8 @@ fn control_reads_codes_answers_pushes_and_moves_the_clock() {
         "FactorSid={}&Details.Message=Login&Details.Fields=%7B%22label%22%3A%22Host%22%2C%22value%22%3A%22h1%22%7D&HiddenDetails=%7B%22ip%22%3A%22192.0.2.1%22%7D",
         f["sid"].as_str().expect("sid")
     );
-    let yc = vpost(&sb, &format!("/v2/Services/{}/Entities/{IDENTITY}/Challenges", a.service_sid), &form).json()["sid"]
+    let yc = verify_post(&sb, &format!("/v2/Services/{}/Entities/{IDENTITY}/Challenges", a.service_sid), &form).json()
+        ["sid"]
         .as_str()
         .expect("sid")
         .to_owned();
@@ -164,7 +133,7 @@ fn control_reads_codes_answers_pushes_and_moves_the_clock() {
     assert_eq!(control(&sb, "POST", &format!("/verify/challenges/{yc}"), Some(r#"{"status":"maybe"}"#)).status, 400);
     ok_json(&control(&sb, "POST", &format!("/verify/challenges/{yc}"), Some(r#"{"status":"denied"}"#)));
     let path = format!("/v2/Services/{}/Entities/{IDENTITY}/Challenges/{yc}", a.service_sid);
-    assert_eq!(vget(&sb, &path).json()["status"], "denied");
+    assert_eq!(verify_get(&sb, &path).json()["status"], "denied");
 
     // The clock: advance, set, back to real time.
     assert_eq!(ok_json(&control(&sb, "POST", "/clock", Some(r#"{"advance":600}"#)))["now"], 1_800_000_615u64);
@@ -185,21 +154,21 @@ fn faults_hit_verify_paths_with_twilio_error_bodies() {
     let sb = start();
     let path = format!("/v2/Services/{}", sb.verify_account().service_sid);
     sb.set_fault(FaultScope::Global, Some(Fault::Status(503)));
-    let r = vget(&sb, &path);
+    let r = verify_get(&sb, &path);
     assert_eq!(r.status, 503);
     assert_eq!(
         r.body,
         r#"{"code":20503,"message":"Service Unavailable","more_info":"https://www.twilio.com/docs/errors/20503","status":503}"#
     );
     sb.set_fault(FaultScope::Global, Some(Fault::Status(429)));
-    assert_eq!(vget(&sb, &path).json()["code"], 20429);
+    assert_eq!(verify_get(&sb, &path).json()["code"], 20429);
     sb.set_fault(FaultScope::Global, Some(Fault::InvalidJson));
-    let r = vget(&sb, &path);
+    let r = verify_get(&sb, &path);
     assert!(serde_json::from_str::<Value>(&r.body).is_err());
     sb.set_fault(FaultScope::Global, Some(Fault::Html));
-    assert!(vget(&sb, &path).header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert!(verify_get(&sb, &path).header("content-type").is_some_and(|c| c.starts_with("text/html")));
     sb.set_fault(FaultScope::Global, Some(Fault::Redirect("https://127.0.0.1:9/v2".into())));
-    let r = vget(&sb, &path);
+    let r = verify_get(&sb, &path);
     assert_eq!((r.status, r.header("location")), (302, Some("https://127.0.0.1:9/v2")));
     sb.set_fault(FaultScope::Global, None);
 
@@ -207,7 +176,7 @@ fn faults_hit_verify_paths_with_twilio_error_bodies() {
     let id = sb.add_user("a@example.com", "555-123-1185", 1);
     sb.set_fault(FaultScope::Verify, Some(Fault::Status(500)));
     sb.set_fault(FaultScope::Global, Some(Fault::Status(502)));
-    assert_eq!(vget(&sb, &path).status, 500);
+    assert_eq!(verify_get(&sb, &path).status, 500);
     assert_eq!(get(&sb, &format!("/protected/json/users/{id}/status")).status, 502);
     sb.set_fault(FaultScope::Global, None);
     assert_eq!(get(&sb, &format!("/protected/json/users/{id}/status")).status, 200);
@@ -218,14 +187,14 @@ fn faults_hit_verify_paths_with_twilio_error_bodies() {
         &raw_exchange(&sb, format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes()).expect("x"),
     );
     assert_eq!(unauthenticated.body, r#"{"status":"approved"}"#);
-    assert_eq!(vget(&sb, &path).body, r#"{"status":"approved"}"#);
-    assert_eq!(vget(&sb, &path).status, 200);
-    assert_eq!(vget(&sb, &path).json()["sid"], sb.verify_account().service_sid.as_str());
+    assert_eq!(verify_get(&sb, &path).body, r#"{"status":"approved"}"#);
+    assert_eq!(verify_get(&sb, &path).status, 200);
+    assert_eq!(verify_get(&sb, &path).json()["sid"], sb.verify_account().service_sid.as_str());
     // And through the control interface, with the "verify" scope spelling.
     let r = control(&sb, "POST", "/faults", Some(r#"{"scope":"verify","fault":{"status":503},"times":1}"#));
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(vget(&sb, &path).status, 503);
-    assert_eq!(vget(&sb, &path).status, 200);
+    assert_eq!(verify_get(&sb, &path).status, 503);
+    assert_eq!(verify_get(&sb, &path).status, 200);
 }
 
 #[test]
@@ -234,12 +203,12 @@ fn hang_and_reset_apply_to_verify_paths() {
     let path = format!("/v2/Services/{}", sb.verify_account().service_sid);
     sb.set_fault_times(FaultScope::Verify, Fault::Reset, 1);
     let a = sb.verify_account();
-    let req = request("GET", &path, &basic(&a.api_key_sid, &a.api_key_secret), "");
+    let req = verify_request("GET", &path, Some((&a.api_key_sid, &a.api_key_secret)), None);
     let out = raw_exchange(&sb, req.as_bytes());
     assert!(out.map(|b| b.is_empty()).unwrap_or(true));
     sb.set_fault_times(FaultScope::Verify, Fault::Slow(std::time::Duration::from_millis(200)), 1);
     let t = std::time::Instant::now();
-    assert_eq!(vget(&sb, &path).status, 200);
+    assert_eq!(verify_get(&sb, &path).status, 200);
     assert!(t.elapsed() >= std::time::Duration::from_millis(200));
 }
 
@@ -278,19 +247,19 @@ fn the_binary_prints_what_a_verify_client_needs() {
         assert!(facts["verify_service_sid"].starts_with("VA") && facts["verify_service_sid"].len() == 34);
         let ca = std::fs::read_to_string(&facts["ca_file"]).expect("ca");
         let addr = facts["verify_url"].trim_start_matches("https://").to_owned();
-        let req = request(
+        let req = verify_request(
             "GET",
             &format!("/v2/Services/{}", facts["verify_service_sid"]),
-            &basic(&facts["verify_api_key_sid"], &facts["verify_api_key_secret"]),
-            "",
+            Some((&facts["verify_api_key_sid"], &facts["verify_api_key_secret"])),
+            None,
         );
         let r = parse_response(&raw_exchange_to(&addr, &ca, req.as_bytes()).expect("fetch"));
         assert_eq!(r.status, 200, "{}", r.body);
-        let req = request(
+        let req = verify_request(
             "GET",
             &format!("/v2/Services/{}", facts["verify_service_sid"]),
-            &basic(&facts["verify_account_sid"], &facts["verify_auth_token"]),
-            "",
+            Some((&facts["verify_account_sid"], &facts["verify_auth_token"])),
+            None,
         );
         assert_eq!(parse_response(&raw_exchange_to(&addr, &ca, req.as_bytes()).expect("fetch")).status, 200);
         let _ = std::fs::remove_file(&facts["ca_file"]);

@@ -206,3 +206,57 @@ pub fn wrong_token(sb: &Sandbox, id: u64, t: u64) -> String {
         .find(|c| !near.contains(c))
         .expect("some wrong token")
 }
+
+/// `Basic base64(user:password)`, the Verify API's authentication header value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { char::from(A[((n >> (18 - 6 * i)) & 63) as usize]) } else { '=' });
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// A raw Verify API request with optional Basic credentials and an optional form body.
+pub fn verify_request(method: &str, target: &str, auth: Option<(&str, &str)>, form: Option<&str>) -> String {
+    let mut req =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n");
+    if let Some((u, p)) = auth {
+        req.push_str(&format!("Authorization: {}\r\n", basic_auth(u, p)));
+    }
+    if let Some(body) = form {
+        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(form.unwrap_or(""));
+    req
+}
+
+/// Sends a Verify API request built by `verify_request`.
+pub fn verify_send(sb: &Sandbox, method: &str, target: &str, auth: Option<(&str, &str)>, form: Option<&str>) -> Resp {
+    parse_response(&raw_exchange(sb, verify_request(method, target, auth, form).as_bytes()).expect("exchange"))
+}
+
+fn with_verify_key(sb: &Sandbox, method: &str, target: &str, form: Option<&str>) -> Resp {
+    let a = sb.verify_account();
+    verify_send(sb, method, target, Some((&a.api_key_sid, &a.api_key_secret)), form)
+}
+
+/// GET on the Verify API with the sandbox's API key.
+pub fn verify_get(sb: &Sandbox, target: &str) -> Resp {
+    with_verify_key(sb, "GET", target, None)
+}
+
+/// POST a form to the Verify API with the sandbox's API key.
+pub fn verify_post(sb: &Sandbox, target: &str, form: &str) -> Resp {
+    with_verify_key(sb, "POST", target, Some(form))
+}
+
+/// DELETE on the Verify API with the sandbox's API key.
+pub fn verify_delete(sb: &Sandbox, target: &str) -> Resp {
+    with_verify_key(sb, "DELETE", target, None)
+}
