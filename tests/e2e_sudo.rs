@@ -248,6 +248,15 @@ fn a_console_login_asks_the_password_then_the_token() {
     assert!(position(&run, "Password:") < position(&run, "Authy token"));
 }
 
+/// `examples/pam.d/sudo` with a config broken by a typo, and a break-glass group of its own
+/// that holds the user or nobody.
+fn broken_config_case(user_in_group: bool) -> (Case, TestGroup) {
+    let case = Case::new("sudo", "sudo", true, BROKEN_CONFIG);
+    let group = if user_in_group { TestGroup::with_members(&[&case.user]) } else { TestGroup::with_members(&[]) };
+    point_break_glass_at(&case.pam_d, "sudo", &group);
+    (case, group)
+}
+
 #[test]
 #[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_broken() {
@@ -255,9 +264,7 @@ fn a_break_glass_member_needs_only_the_password_for_sudo_while_the_config_is_bro
     if !e2e::enabled(test) {
         return;
     }
-    let case = Case::new("sudo", "sudo", true, BROKEN_CONFIG);
-    let group = TestGroup::with_members(&[&case.user]);
-    point_break_glass_at(&case.pam_d, "sudo", &group);
+    let (case, _group) = broken_config_case(true);
     let run = case.sudo(test, &format!("{}\n", case.user.password()));
     assert_ran(&run);
     assert!(!run.stderr.contains("Authy"), "{}", run.output());
@@ -274,9 +281,7 @@ fn a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_
     if !e2e::enabled(test) {
         return;
     }
-    let case = Case::new("sudo", "sudo", true, BROKEN_CONFIG);
-    let group = TestGroup::with_members(&[]);
-    point_break_glass_at(&case.pam_d, "sudo", &group);
+    let (case, _group) = broken_config_case(false);
     let run = case.sudo(test, &format!("{}\n{}\n", case.user.password(), case.token()));
     assert_refused(&run);
     assert!(case.api_calls().is_empty());

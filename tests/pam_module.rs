@@ -111,13 +111,19 @@ fn a_wrong_api_key_is_a_service_error() {
     assert_eq!(result.code, PAM_SERVICE_ERR, "{}", result.text());
 }
 
-#[test]
-fn an_unreachable_api_is_authinfo_unavail_under_failmode_secure() {
+/// The current user mapped, the API on a closed port, no offline secret.
+fn api_down_without_offline_secret() -> TestDir {
     let dir = TestDir::new();
     let (sandbox, id) = sandbox();
     let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
         .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
     dir.write_config(&text);
+    dir
+}
+
+#[test]
+fn an_unreachable_api_is_authinfo_unavail_under_failmode_secure() {
+    let dir = api_down_without_offline_secret();
     dir.service("login2fa", "");
     let console = Items { rhost: None, tty: Some("/dev/tty1".into()), ruser: None };
     let result = dir.authenticate_with("login2fa", &current_user(), &console, &mut answers(&["1234567"]));
@@ -129,11 +135,7 @@ fn an_unreachable_api_is_authinfo_unavail_under_failmode_secure() {
 
 #[test]
 fn under_sshd_the_unreachable_api_is_said_in_a_prompt_because_sshd_drops_a_last_message() {
-    let dir = TestDir::new();
-    let (sandbox, id) = sandbox();
-    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
-        .replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()));
-    dir.write_config(&text);
+    let dir = api_down_without_offline_secret();
     dir.service("sshd", "");
     let result = dir.authenticate("sshd", &current_user(), &mut answers(&["1234567", ""]));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
