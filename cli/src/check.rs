@@ -56,13 +56,13 @@ pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
         }));
     } else {
         for note in &report.notes {
-            println!("{note}");
+            println!("{}", support::clean(note));
         }
         for warning in &report.warnings {
             support::warn(warning);
         }
         for error in &report.errors {
-            eprintln!("pam-authy: {error}");
+            support::print_failure(error);
         }
         if ok {
             println!("ok");

@@ -227,14 +227,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Reported) => ExitCode::FAILURE,
         Err(Exit::ReportedWithReason(message)) => {
-            eprintln!("pam-authy: {message}");
+            support::print_failure(&message);
             ExitCode::FAILURE
         }
         Err(Exit::Failed(message)) => {
             if json {
                 support::print_json(&serde_json::json!({"ok": false, "error": message}));
             }
-            eprintln!("pam-authy: {message}");
+            support::print_failure(&message);
             ExitCode::FAILURE
         }
     }

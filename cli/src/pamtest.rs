@@ -68,7 +68,10 @@ pub fn run(args: &TestArgs) -> Outcome {
     let mut spinner = Some(Spinner::start("waiting for the PAM stack"));
     let mut responder = |message: &Message| -> Reply {
         spinner = None;
-        let reply = pam_harness::terminal_responder(message);
+        // What the modules of the stack say is text from outside this program; its lines stay.
+        let text = message.text.split('\n').map(support::clean).collect::<Vec<_>>().join("\n");
+        let shown = Message { style: message.style, text };
+        let reply = pam_harness::terminal_responder(&shown);
         if message.style.is_prompt() && !stdin_is_terminal {
             // The answer was not echoed: end the prompt's line.
             eprintln!();

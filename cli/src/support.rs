@@ -4,6 +4,7 @@
 
 use pam_authy::authy::AuthyClient;
 use pam_authy::config::{Config, DEFAULT_CONFIG_PATH, UserEntry, valid_account_name};
+use pam_authy::sanitize::display_text;
 use std::path::{Path, PathBuf};
 
 /// Why a subcommand did not succeed.
@@ -69,13 +70,37 @@ pub fn client(config: &Config) -> Result<AuthyClient, String> {
     AuthyClient::new(&config.api).map_err(|e| format!("{}: {e}", config.api.url))
 }
 
-pub fn warn(message: &str) {
-    eprintln!("warning: {message}");
+/// A message as it may reach the terminal: whatever it quotes from outside (API replies,
+/// certificate names, file contents) loses escape sequences, line breaks and invisible
+/// characters here, at the last step before output, whoever built the message.
+pub fn clean(message: &str) -> String {
+    display_text(message, MAX_MESSAGE_CHARS)
 }
 
-/// One JSON document on stdout.
+const MAX_MESSAGE_CHARS: usize = 4000;
+
+pub fn warn(message: &str) {
+    eprintln!("warning: {}", clean(message));
+}
+
+/// A failure reason on stderr, as `pam-authy: REASON`.
+pub fn print_failure(message: &str) {
+    eprintln!("pam-authy: {}", clean(message));
+}
+
+/// One JSON document on stdout, every string in it cleaned like terminal text.
 pub fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    println!("{}", clean_json(value));
+}
+
+fn clean_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(clean(text)),
+        Value::Array(items) => Value::Array(items.iter().map(clean_json).collect()),
+        Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (clean(k), clean_json(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Whether an account of that name exists (NSS); lookup failures count as "don't know".

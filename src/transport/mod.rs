@@ -137,7 +137,8 @@ impl Transport {
 /// wraps, and the TLS stack nests io::Errors, so wrapped errors are opened explicitly.
 fn tls_error_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-        return Some(tls.to_string());
+        // It quotes the names the server's certificate presents: text from the peer.
+        return Some(crate::sanitize::display_text(&tls.to_string(), 300));
     }
     if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
         && let Some(found) = tls_error_in(inner)
