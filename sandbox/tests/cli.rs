@@ -21,8 +21,14 @@ impl Drop for Running {
 }
 
 fn start(args: &[&str]) -> (Running, HashMap<String, String>, Vec<String>) {
+    start_in(args, &std::env::temp_dir())
+}
+
+/// Starts the binary with `TMPDIR` set to `tmpdir`; returns its facts and `user=` lines.
+fn start_in(args: &[&str], tmpdir: &std::path::Path) -> (Running, HashMap<String, String>, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authy-sandbox"))
         .args(args)
+        .env("TMPDIR", tmpdir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -125,21 +131,7 @@ fn usage_errors_exit_with_status_2() {
 fn without_a_tls_dir_the_ca_lives_in_a_private_directory_removed_on_sigterm() {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authy-sandbox"))
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn authy-sandbox");
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
-    let mut facts = HashMap::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok).take_while(|l| l != "ready") {
-        if let Some((k, v)) = line.split_once('=') {
-            facts.insert(k.to_owned(), v.to_owned());
-        }
-    }
+    let (running, facts, _) = start_in(&[], tmp.path());
     let ca_file = std::path::PathBuf::from(&facts["ca_file"]);
     let ca = std::fs::read_to_string(&ca_file).expect("ca file");
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
