@@ -17,7 +17,7 @@
 mod adversarial_support;
 mod common;
 
-use adversarial_support::{child_command, child_role, output_text};
+use adversarial_support::{ReachableCopies, child_role, output_text};
 use common::*;
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
@@ -406,13 +406,13 @@ fn child_authenticates_nobody() {
 }
 
 /// A layout readable by `nobody` except where a case makes it unreadable. Returns the
-/// directory (0755, root) and writes `svc` (plain) and `probe` (IGNORE -> SUCCESS) stacks.
-fn nobody_layout(config: &Path) -> tempfile::TempDir {
+/// directory (0755, root) and writes `svc` (plain) and `probe` (IGNORE -> SUCCESS) stacks
+/// that load `module`.
+fn nobody_layout(config: &Path, module: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     set_mode(dir.path(), 0o755);
     std::fs::create_dir(dir.path().join("pam.d")).expect("mkdir");
     set_mode(&dir.path().join("pam.d"), 0o755);
-    let module = module_path();
     let plain = format!("auth required {} config={}\n", module.display(), config.display());
     let probe = format!(
         "auth [ignore=ignore default=die] {} config={}\nauth required pam_permit.so\n",
@@ -424,10 +424,10 @@ fn nobody_layout(config: &Path) -> tempfile::TempDir {
     dir
 }
 
-fn as_nobody(layout: &Path, service: &str) -> i32 {
+fn as_nobody(copies: &ReachableCopies, layout: &Path, service: &str) -> i32 {
     let nobody = nix::unistd::User::from_name("nobody").expect("getpwnam").expect("nobody");
     let env = [("ADV_CONFDIR", layout.join("pam.d").display().to_string()), ("ADV_SERVICE", service.to_owned())];
-    let mut command = child_command(NOBODY_CHILD, "nobody", &env);
+    let mut command = copies.child_command(NOBODY_CHILD, "nobody", &env);
     let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
     pam_harness::run_as(&mut command, uid, gid);
     let output = command.output().expect("run the child as nobody");
@@ -444,6 +444,10 @@ fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
     common::require_root();
     let nobody = nix::unistd::User::from_name("nobody").expect("getpwnam").expect("nobody");
     let give_to_nobody = |path: &Path| std::os::unix::fs::chown(path, Some(nobody.uid.as_raw()), None).expect("chown");
+    // nobody runs a copy of this binary and loads a copy of the module: the build may sit
+    // where only root can go.
+    let copies = ReachableCopies::new();
+    let module = copies.copy(&module_path());
     let files = tempfile::tempdir().expect("tempdir");
     set_mode(files.path(), 0o755);
     let (sandbox, id) = sandbox();
@@ -465,13 +469,13 @@ fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
     // Control: nobody's own readable config, positively without nobody: PAM_IGNORE.
     let own = write("own.toml", &base.replace("[api]\n", &format!("[api]\napi_key = \"{API_KEY}\"\n")), 0o600);
     give_to_nobody(&own);
-    let layout = nobody_layout(&own);
-    assert_eq!(as_nobody(layout.path(), "probe"), PAM_SUCCESS, "control: PAM_IGNORE expected");
+    let layout = nobody_layout(&own, &module);
+    assert_eq!(as_nobody(&copies, layout.path(), "probe"), PAM_SUCCESS, "control: PAM_IGNORE expected");
 
     // Root's 0600 config: EACCES on the file.
     let root_config = write("root.toml", &base.replace("[api]\n", &format!("[api]\napi_key = \"{API_KEY}\"\n")), 0o600);
-    let layout = nobody_layout(&root_config);
-    assert_eq!(as_nobody(layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable config");
+    let layout = nobody_layout(&root_config, &module);
+    assert_eq!(as_nobody(&copies, layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable config");
 
     // A config in a directory nobody cannot enter: EACCES on the walk.
     let private = files.path().join("private");
@@ -479,8 +483,8 @@ fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
     set_mode(&private, 0o700);
     std::fs::copy(&own, private.join("c.toml")).expect("copy");
     give_to_nobody(&private.join("c.toml"));
-    let layout = nobody_layout(&private.join("c.toml"));
-    assert_eq!(as_nobody(layout.path(), "svc"), PAM_SERVICE_ERR, "unreachable config");
+    let layout = nobody_layout(&private.join("c.toml"), &module);
+    assert_eq!(as_nobody(&copies, layout.path(), "svc"), PAM_SERVICE_ERR, "unreachable config");
 
     // A readable config whose api_key_file is root's 0600 file.
     let key = write("api_key", API_KEY, 0o600);
@@ -490,8 +494,8 @@ fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
         0o644,
     );
     give_to_nobody(&config);
-    let layout = nobody_layout(&config);
-    assert_eq!(as_nobody(layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable api_key_file");
+    let layout = nobody_layout(&config, &module);
+    assert_eq!(as_nobody(&copies, layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable api_key_file");
 
     // nobody mapped with an offline secret, the API down, the state dir root's 0700.
     let state = files.path().join("state");
@@ -504,6 +508,6 @@ fn eacces_on_the_config_key_or_state_is_a_service_error_never_ignore() {
         + &format!("[offline]\nstate_dir = \"{}\"\n", state.display());
     let config = write("offline.toml", &offline, 0o600);
     give_to_nobody(&config);
-    let layout = nobody_layout(&config);
-    assert_eq!(as_nobody(layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable state dir");
+    let layout = nobody_layout(&config, &module);
+    assert_eq!(as_nobody(&copies, layout.path(), "svc"), PAM_SERVICE_ERR, "unreadable state dir");
 }

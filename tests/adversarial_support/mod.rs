@@ -2,14 +2,18 @@
 //! answers any bytes we choose (invalid UTF-8, redirects, bodies the sandbox cannot express),
 //! a plain TCP listener that only counts who connects (a proxy or an http:// redirect target
 //! that must never be reached), and the re-execution of the test binary as a child process
-//! for checks that need their own environment, user or mount namespace.
+//! for checks that need their own environment, user or mount namespace (from a copy that
+//! other users can reach, when the child drops to one of them).
 #![allow(dead_code)]
 
 use authy_sandbox::tls::{TestCa, Validity};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::fs::Permissions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,13 +36,57 @@ pub fn run_child(test: &str, role: &str, env: &[(&str, String)]) -> Output {
 
 /// The command `run_child` runs, for callers that wrap it (unshare, setpriv).
 pub fn child_command(test: &str, role: &str, env: &[(&str, String)]) -> Command {
-    let exe = std::env::current_exe().expect("current_exe");
+    command_of(&std::env::current_exe().expect("current_exe"), test, role, env)
+}
+
+fn command_of(exe: &Path, test: &str, role: &str, env: &[(&str, String)]) -> Command {
     let mut command = Command::new(exe);
     command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ROLE, role);
     for (key, value) in env {
         command.env(key, value);
     }
     command
+}
+
+/// A copy of this test binary, and of the files a child needs, in a new directory that every
+/// user can enter, for a child that runs as another user: the originals may sit under a
+/// directory only root can enter (a clone in root's 0700 home). Removed on drop.
+pub struct ReachableCopies {
+    dir: tempfile::TempDir,
+    exe: PathBuf,
+}
+
+impl ReachableCopies {
+    pub fn new() -> ReachableCopies {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).expect("chmod");
+        for ancestor in dir.path().ancestors().skip(1) {
+            let mode = std::fs::metadata(ancestor).expect("stat").permissions().mode();
+            assert!(
+                mode & 0o001 != 0,
+                "{} (mode {mode:o}) keeps other users out of the temporary directory: point TMPDIR elsewhere",
+                ancestor.display()
+            );
+        }
+        let original = std::env::current_exe().expect("current_exe");
+        let exe = dir.path().join(original.file_name().expect("binary name"));
+        std::fs::copy(&original, &exe).expect("copy the test binary");
+        ReachableCopies { dir, exe }
+    }
+
+    /// A copy of `file` (its mode kept) beside the copy of the binary.
+    pub fn copy(&self, file: &Path) -> PathBuf {
+        let copy = self.dir.path().join(file.file_name().expect("file name"));
+        std::fs::copy(file, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
+        copy
+    }
+
+    /// `child_command` for the copy of the binary, run from the copies' directory.
+    pub fn child_command(&self, test: &str, role: &str, env: &[(&str, String)]) -> Command {
+        let mut command = command_of(&self.exe, test, role, env);
+        command.current_dir(self.dir.path());
+        command
+    }
 }
 
 /// Both output streams of a child, for assertion messages.
