@@ -6,9 +6,14 @@
 //! `secure_fs` (root-owned, no symlinks, not writable by others, not readable by others when
 //! they hold a secret). Secret values are deserialised as untyped TOML values and checked by
 //! hand, so a serde or TOML error message can never echo a key or a seed into syslog.
+//!
+//! `[api] backend` picks the service: `authy` (the default, `[api] api_key` and `authy_id`
+//! per user) or `verify` (a `[verify]` table and `verify_identity` plus factors per user).
+//! A key of one backend in a config for the other is an error, never silently ignored.
 
 use crate::secret::Secret;
 use crate::secure_fs::{self, FileError};
+use crate::verify::{ApiKeySid, FactorSid, Identity, Phone, ServiceSid};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +22,8 @@ use std::time::Duration;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_authy/pam_authy.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_authy";
+pub const DEFAULT_AUTHY_URL: &str = "https://api.authy.com";
+pub const DEFAULT_VERIFY_URL: &str = "https://verify.twilio.com";
 const MAX_FILE_BYTES: u64 = 1 << 20;
 const MAX_KEY_FILE_BYTES: u64 = 4096;
 
@@ -69,6 +76,15 @@ pub enum UnmappedPolicy {
     Ignore,
 }
 
+/// The second-factor service the module talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Authy,
+    Verify,
+}
+
 /// What the module does first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,16 +130,31 @@ impl fmt::Display for AuthyId {
     }
 }
 
+/// A user of the Verify backend: the entity and what it can be challenged with (at least
+/// one of the three).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyUser {
+    pub identity: Identity,
+    pub totp_factor: Option<FactorSid>,
+    pub phone: Option<Phone>,
+    pub push_factor: Option<FactorSid>,
+}
+
+/// One `[users]` entry: `authy_id` is set with backend `authy`, `verify` with backend
+/// `verify`, never both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
-    pub authy_id: AuthyId,
+    pub authy_id: Option<AuthyId>,
+    pub verify: Option<VerifyUser>,
     /// Normalised base32 (upper case, no spaces or padding), at least 80 bits.
     pub offline_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    pub backend: Backend,
     pub url: String,
+    /// The Authy API key; empty with backend `verify`, whose credentials are in `VerifyConfig`.
     pub api_key: Secret,
     pub timeout: Duration,
     /// Extra trust anchors (PEM), from `ca_file`.
@@ -158,6 +189,15 @@ impl Default for PushDetails {
     }
 }
 
+/// The `[verify]` table (backend `verify` only).
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub service_sid: ServiceSid,
+    /// The Basic-auth user: an API key SID or the account SID.
+    pub api_key_sid: ApiKeySid,
+    pub api_key_secret: Secret,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub failmode: FailMode,
@@ -185,10 +225,12 @@ pub struct OfflineConfig {
 pub struct Config {
     pub path: PathBuf,
     pub api: ApiConfig,
+    /// Some exactly when `[api] backend = "verify"`.
+    pub verify: Option<VerifyConfig>,
     pub auth: AuthConfig,
     pub offline: OfflineConfig,
     pub users: BTreeMap<String, UserEntry>,
-    /// The API key is written in this file (not in `api_key_file`).
+    /// An API key or secret is written in this file (not in a separate file).
     api_key_inline: bool,
 }
 
@@ -201,18 +243,39 @@ struct RawConfig {
     #[serde(default)]
     offline: RawOffline,
     #[serde(default)]
+    verify: RawVerify,
+    #[serde(default)]
     users: toml::Table,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawApi {
+    backend: Option<Backend>,
     url: Option<String>,
     api_key: Option<toml::Value>,
     api_key_file: Option<PathBuf>,
     timeout_secs: Option<u64>,
     ca_file: Option<PathBuf>,
     proxy: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    service_sid: Option<String>,
+    api_key_sid: Option<String>,
+    api_key_secret: Option<toml::Value>,
+    api_key_secret_file: Option<PathBuf>,
+}
+
+impl RawVerify {
+    fn is_empty(&self) -> bool {
+        self.service_sid.is_none()
+            && self.api_key_sid.is_none()
+            && self.api_key_secret.is_none()
+            && self.api_key_secret_file.is_none()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -328,12 +391,13 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|error| ConfigError::new(path, toml_problem(text, &error)))?;
-        let api = parse_api(path, raw.api)?;
+        let (api, api_key_inline) = parse_api(path, raw.api)?;
+        let (verify, secret_inline) = parse_verify(path, api.backend, raw.verify)?;
         let auth = parse_auth(path, raw.auth)?;
         let offline = parse_offline(path, raw.offline)?;
-        let users = parse_users(path, raw.users)?;
-        let (api, api_key_inline) = api;
-        Ok(Config { path: path.to_path_buf(), api, auth, offline, users, api_key_inline })
+        let users = parse_users(path, api.backend, raw.users)?;
+        let api_key_inline = api_key_inline || secret_inline;
+        Ok(Config { path: path.to_path_buf(), api, verify, auth, offline, users, api_key_inline })
     }
 
     pub fn user(&self, name: &str) -> Option<&UserEntry> {
@@ -342,9 +406,39 @@ impl Config {
 }
 
 fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError> {
-    let url = raw.url.unwrap_or_else(|| "https://api.authy.com".to_owned());
-    let url = validate_url(path, &url)?;
-    let (api_key, inline) = match (raw.api_key, raw.api_key_file) {
+    let backend = raw.backend.unwrap_or_default();
+    let default_url = match backend {
+        Backend::Authy => DEFAULT_AUTHY_URL,
+        Backend::Verify => DEFAULT_VERIFY_URL,
+    };
+    let url = validate_url(path, raw.url.as_deref().unwrap_or(default_url))?;
+    let (api_key, inline) = match (backend, raw.api_key, raw.api_key_file) {
+        (Backend::Verify, None, None) => (Secret::default(), false),
+        (Backend::Verify, key, _) => {
+            let key = if key.is_some() { "api_key" } else { "api_key_file" };
+            return Err(ConfigError::new(
+                path,
+                format!("[api] {key} is an Authy key; with backend = \"verify\" the credentials go in [verify]"),
+            ));
+        }
+        (Backend::Authy, key, file) => {
+            let (key, inline) = authy_api_key(path, key, file)?;
+            validate_api_key(path, "[api] api key", &key)?;
+            (key, inline)
+        }
+    };
+    let timeout_secs = in_range(path, "[api] timeout_secs", raw.timeout_secs.unwrap_or(10), 1..=120)?;
+    let ca_pem = match raw.ca_file {
+        Some(ca_file) => Some(read_ca_file(path, &ca_file)?),
+        None => None,
+    };
+    let proxy = raw.proxy.map(|proxy| validate_proxy(path, &proxy)).transpose()?;
+    let api = ApiConfig { backend, url, api_key, timeout: Duration::from_secs(timeout_secs), ca_pem, proxy };
+    Ok((api, inline))
+}
+
+fn authy_api_key(path: &Path, key: Option<toml::Value>, file: Option<PathBuf>) -> Result<(Secret, bool), ConfigError> {
+    Ok(match (key, file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(path, "[api] sets both api_key and api_key_file; keep one"));
         }
@@ -353,17 +447,42 @@ fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError>
         }
         (Some(toml::Value::String(key)), None) => (Secret::new(key), true),
         (Some(_), None) => return Err(ConfigError::new(path, "[api] api_key must be a string")),
-        (None, Some(file)) => (read_api_key_file(path, &file)?, false),
+        (None, Some(file)) => (read_secret_file(path, "[api] api_key_file", &file, "API key")?, false),
+    })
+}
+
+/// The `[verify]` table: required and complete with backend `verify`, absent otherwise.
+fn parse_verify(path: &Path, backend: Backend, raw: RawVerify) -> Result<(Option<VerifyConfig>, bool), ConfigError> {
+    if backend == Backend::Authy {
+        if raw.is_empty() {
+            return Ok((None, false));
+        }
+        return Err(ConfigError::new(path, "[verify] is set but [api] backend is \"authy\"; set backend = \"verify\""));
+    }
+    let service_sid = raw.service_sid.ok_or_else(|| ConfigError::new(path, "[verify] needs service_sid"))?;
+    let service_sid = ServiceSid::parse(&service_sid).ok_or_else(|| {
+        ConfigError::new(path, "[verify] service_sid must be VA followed by 32 lower-case hex digits")
+    })?;
+    let api_key_sid = raw.api_key_sid.ok_or_else(|| ConfigError::new(path, "[verify] needs api_key_sid"))?;
+    let api_key_sid = ApiKeySid::parse(&api_key_sid).ok_or_else(|| {
+        ConfigError::new(
+            path,
+            "[verify] api_key_sid must be SK (an API key) or AC (the account) followed by 32 lower-case hex digits",
+        )
+    })?;
+    let (api_key_secret, inline) = match (raw.api_key_secret, raw.api_key_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(path, "[verify] sets both api_key_secret and api_key_secret_file; keep one"));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(path, "[verify] needs api_key_secret or api_key_secret_file"));
+        }
+        (Some(toml::Value::String(secret)), None) => (Secret::new(secret), true),
+        (Some(_), None) => return Err(ConfigError::new(path, "[verify] api_key_secret must be a string")),
+        (None, Some(file)) => (read_secret_file(path, "[verify] api_key_secret_file", &file, "API key secret")?, false),
     };
-    validate_api_key(path, &api_key)?;
-    let timeout_secs = in_range(path, "[api] timeout_secs", raw.timeout_secs.unwrap_or(10), 1..=120)?;
-    let ca_pem = match raw.ca_file {
-        Some(ca_file) => Some(read_ca_file(path, &ca_file)?),
-        None => None,
-    };
-    let proxy = raw.proxy.map(|proxy| validate_proxy(path, &proxy)).transpose()?;
-    let api = ApiConfig { url, api_key, timeout: Duration::from_secs(timeout_secs), ca_pem, proxy };
-    Ok((api, inline))
+    validate_api_key(path, "[verify] api key secret", &api_key_secret)?;
+    Ok((Some(VerifyConfig { service_sid, api_key_sid, api_key_secret }), inline))
 }
 
 fn validate_url(path: &Path, url: &str) -> Result<String, ConfigError> {
@@ -394,25 +513,30 @@ fn validate_proxy(path: &Path, proxy: &str) -> Result<String, ConfigError> {
 }
 
 /// The key goes into an HTTP header: printable ASCII only, bounded.
-fn validate_api_key(path: &Path, key: &Secret) -> Result<(), ConfigError> {
+fn validate_api_key(path: &Path, what: &str, key: &Secret) -> Result<(), ConfigError> {
     let text = key.expose();
     if text.is_empty() || text.len() > 256 || !text.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError::new(path, "[api] api key must be 1 to 256 printable ASCII characters without spaces"));
+        return Err(ConfigError::new(
+            path,
+            format!("{what} must be 1 to 256 printable ASCII characters without spaces"),
+        ));
     }
     Ok(())
 }
 
-fn read_api_key_file(path: &Path, file: &Path) -> Result<Secret, ConfigError> {
-    const KEY: &str = "[api] api_key_file";
-    let key = secure_fs::read_file(file, MAX_KEY_FILE_BYTES)
-        .map_err(|error| ConfigError::named_file(path, KEY, file, &error))?;
-    if key.readable_by_group_or_other() {
+/// Reads the file named by `key` (`[api] api_key_file`, `[verify] api_key_secret_file`);
+/// `what` names the secret in messages.
+fn read_secret_file(path: &Path, key: &str, file: &Path, what: &str) -> Result<Secret, ConfigError> {
+    let secret = secure_fs::read_file(file, MAX_KEY_FILE_BYTES)
+        .map_err(|error| ConfigError::named_file(path, key, file, &error))?;
+    if secret.readable_by_group_or_other() {
         return Err(ConfigError::new(
             path,
-            format!("{KEY}: mode {:04o} lets group or other read the API key; use 0600", key.mode),
+            format!("{key}: mode {:04o} lets group or other read the {what}; use 0600", secret.mode),
         ));
     }
-    let text = std::str::from_utf8(&key.bytes).map_err(|_| ConfigError::new(path, format!("{KEY}: is not UTF-8")))?;
+    let text =
+        std::str::from_utf8(&secret.bytes).map_err(|_| ConfigError::new(path, format!("{key}: is not UTF-8")))?;
     Ok(Secret::from(text.trim()))
 }
 
@@ -491,7 +615,7 @@ pub fn valid_account_name(name: &str) -> bool {
         && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/')
 }
 
-fn parse_users(path: &Path, table: toml::Table) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
+fn parse_users(path: &Path, backend: Backend, table: toml::Table) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
     let mut users = BTreeMap::new();
     for (name, value) in table {
         if !valid_account_name(&name) {
@@ -501,8 +625,21 @@ fn parse_users(path: &Path, table: toml::Table) -> Result<BTreeMap<String, UserE
             ));
         }
         let entry = match value {
-            toml::Value::Integer(id) => UserEntry { authy_id: authy_id(path, &name, id)?, offline_secret: None },
-            toml::Value::Table(fields) => parse_user_table(path, &name, fields)?,
+            toml::Value::Integer(_) if backend == Backend::Verify => {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "[users] {name}: an Authy ID needs backend = \"authy\"; use {{ verify_identity = ..., totp_factor = ... }}"
+                    ),
+                ));
+            }
+            toml::Value::Integer(id) => {
+                UserEntry { authy_id: Some(authy_id(path, &name, id)?), verify: None, offline_secret: None }
+            }
+            toml::Value::Table(fields) => parse_user_table(path, backend, &name, fields)?,
+            _ if backend == Backend::Verify => {
+                return Err(ConfigError::new(path, format!("[users] {name}: must be a table with verify_identity")));
+            }
             _ => {
                 return Err(ConfigError::new(
                     path,
@@ -522,10 +659,28 @@ fn authy_id(path: &Path, name: &str, id: i64) -> Result<AuthyId, ConfigError> {
         .ok_or_else(|| ConfigError::new(path, format!("[users] {name}: Authy ID must be a positive integer")))
 }
 
-fn parse_user_table(path: &Path, name: &str, fields: toml::Table) -> Result<UserEntry, ConfigError> {
+/// The keys only the Verify backend reads.
+const VERIFY_USER_KEYS: [&str; 4] = ["verify_identity", "totp_factor", "phone", "push_factor"];
+
+fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Table) -> Result<UserEntry, ConfigError> {
     let mut id = None;
     let mut offline_secret = None;
+    let mut identity = None;
+    let (mut totp_factor, mut phone, mut push_factor) = (None, None, None);
+    let invalid = |key: &str, what: &str| ConfigError::new(path, format!("[users] {name}: {key} must be {what}"));
     for (key, value) in fields {
+        match (backend, key.as_str()) {
+            (Backend::Verify, "authy_id") => {
+                return Err(ConfigError::new(
+                    path,
+                    format!("[users] {name}: authy_id needs backend = \"authy\"; use verify_identity"),
+                ));
+            }
+            (Backend::Authy, k) if VERIFY_USER_KEYS.contains(&k) => {
+                return Err(ConfigError::new(path, format!("[users] {name}: {k} needs [api] backend = \"verify\"")));
+            }
+            _ => {}
+        }
         match (key.as_str(), value) {
             ("authy_id", toml::Value::Integer(raw)) => id = Some(authy_id(path, name, raw)?),
             ("offline_secret", toml::Value::String(secret)) => {
@@ -534,7 +689,29 @@ fn parse_user_table(path: &Path, name: &str, fields: toml::Table) -> Result<User
                     ConfigError::new(path, format!("[users] {name}: offline_secret must be base32 of at least 80 bits"))
                 })?);
             }
-            ("authy_id" | "offline_secret", _) => {
+            ("verify_identity", toml::Value::String(text)) => {
+                let parsed = Identity::parse(&text).ok_or_else(|| {
+                    invalid(&key, "8 to 64 letters and digits in groups separated by single dashes (a UUID or a hash)")
+                })?;
+                if text.eq_ignore_ascii_case(name) {
+                    return Err(invalid(&key, "an opaque id, not the user name"));
+                }
+                identity = Some(parsed);
+            }
+            ("totp_factor", toml::Value::String(text)) => {
+                totp_factor = Some(
+                    FactorSid::parse(&text).ok_or_else(|| invalid(&key, "YF followed by 32 lower-case hex digits"))?,
+                );
+            }
+            ("push_factor", toml::Value::String(text)) => {
+                push_factor = Some(
+                    FactorSid::parse(&text).ok_or_else(|| invalid(&key, "YF followed by 32 lower-case hex digits"))?,
+                );
+            }
+            ("phone", toml::Value::String(text)) => {
+                phone = Some(Phone::parse(&text).ok_or_else(|| invalid(&key, "an E.164 number such as +15551234567"))?);
+            }
+            ("authy_id" | "offline_secret" | "verify_identity" | "totp_factor" | "push_factor" | "phone", _) => {
                 return Err(ConfigError::new(path, format!("[users] {name}: {key} has the wrong type")));
             }
             _ => {
@@ -545,8 +722,24 @@ fn parse_user_table(path: &Path, name: &str, fields: toml::Table) -> Result<User
             }
         }
     }
-    let authy_id = id.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing authy_id")))?;
-    Ok(UserEntry { authy_id, offline_secret })
+    match backend {
+        Backend::Authy => {
+            let authy_id = id.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing authy_id")))?;
+            Ok(UserEntry { authy_id: Some(authy_id), verify: None, offline_secret })
+        }
+        Backend::Verify => {
+            let identity =
+                identity.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing verify_identity")))?;
+            if totp_factor.is_none() && phone.is_none() && push_factor.is_none() {
+                return Err(ConfigError::new(
+                    path,
+                    format!("[users] {name}: needs at least one of totp_factor, phone, push_factor"),
+                ));
+            }
+            let verify = VerifyUser { identity, totp_factor, phone, push_factor };
+            Ok(UserEntry { authy_id: None, verify: Some(verify), offline_secret })
+        }
+    }
 }
 
 /// Accepts base32 as people paste it (lower case, spaces, dashes, `=` padding) and returns the
@@ -670,9 +863,9 @@ alice = 1234567
 bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
 "#;
         let config = parse(text).expect("config");
-        assert_eq!(config.user("alice").map(|u| u.authy_id.get()), Some(1234567));
+        assert_eq!(config.user("alice").and_then(|u| u.authy_id).map(AuthyId::get), Some(1234567));
         let bob = config.user("bob").expect("bob");
-        assert_eq!(bob.authy_id.get(), 7654321);
+        assert_eq!(bob.authy_id.map(AuthyId::get), Some(7654321));
         assert_eq!(bob.offline_secret.as_ref().map(Secret::expose), Some("JBSWY3DPEHPK3PXP"));
     }
 
@@ -826,5 +1019,112 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
         assert_eq!(config.api.api_key.expose(), "filekey");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         assert!(Config::load(&path).expect_err("refused").problem.contains("API key"));
+    }
+
+    const VERIFY: &str = "[api]\nbackend = \"verify\"\n[verify]\nservice_sid = \"VA0123456789abcdef0123456789abcdef\"\napi_key_sid = \"SK0123456789abcdef0123456789abcdef\"\napi_key_secret = \"s3cret\"\n";
+
+    #[test]
+    fn the_documented_verify_example_parses() {
+        let text = format!(
+            "{VERIFY}[users]\nalice = {{ verify_identity = \"2f0c9a3e5b7d4e61a8c0f1e2d3c4b5a6\", totp_factor = \"YF0123456789abcdef0123456789abcdef\" }}\n\
+             bob = {{ verify_identity = \"6b1d0c9a-3e5b\", phone = \"+15551234567\", push_factor = \"YFfedcba9876543210fedcba9876543210\", offline_secret = \"JBSWY3DPEHPK3PXP\" }}\n"
+        );
+        let config = parse(&text).expect("config");
+        assert_eq!(config.api.backend, Backend::Verify);
+        assert_eq!(config.api.url, DEFAULT_VERIFY_URL);
+        let verify = config.verify.as_ref().expect("[verify]");
+        assert_eq!(verify.service_sid.as_str(), "VA0123456789abcdef0123456789abcdef");
+        assert_eq!(verify.api_key_secret.expose(), "s3cret");
+        let alice = config.user("alice").expect("alice");
+        assert_eq!(alice.authy_id, None);
+        let alice = alice.verify.as_ref().expect("verify user");
+        assert!(alice.totp_factor.is_some() && alice.phone.is_none() && alice.push_factor.is_none());
+        let bob = config.user("bob").expect("bob");
+        assert!(bob.offline_secret.is_some());
+        assert_eq!(bob.verify.as_ref().and_then(|v| v.phone.as_ref()).map(Phone::as_str), Some("+15551234567"));
+        assert!(parse(MINIMAL).expect("authy").verify.is_none());
+        assert_eq!(parse(MINIMAL).expect("authy").api.backend, Backend::Authy);
+    }
+
+    #[test]
+    fn each_verify_misuse_is_refused_with_a_precise_message() {
+        let user = |fields: &str| format!("{VERIFY}[users]\nalice = {{ {fields} }}\n");
+        let identity = "verify_identity = \"2f0c9a3e5b7d4e61\"";
+        let cases = [
+            (
+                "[api]\napi_key = \"k\"\n[verify]\nservice_sid = \"VA0123456789abcdef0123456789abcdef\"\n".to_owned(),
+                "[verify] is set but [api] backend is \"authy\"",
+            ),
+            (format!("{VERIFY}api_key = \"k\"\n"), "unknown field `api_key`"),
+            (VERIFY.replace("[verify]", "api_key = \"k\"\n[verify]"), "[api] api_key is an Authy key"),
+            (VERIFY.replace("[verify]", "api_key_file = \"/k\"\n[verify]"), "[api] api_key_file is an Authy key"),
+            (VERIFY.replace("VA0123", "VX0123"), "service_sid must be VA"),
+            (VERIFY.replace("SK0123", "YF0123"), "api_key_sid must be SK"),
+            (VERIFY.replace("abcdef\"\napi_key_secret", "ABCDEF\"\napi_key_secret"), "api_key_sid must be SK"),
+            (VERIFY.replace("api_key_secret = \"s3cret\"\n", ""), "needs api_key_secret or api_key_secret_file"),
+            (format!("{VERIFY}api_key_secret_file = \"/k\"\n"), "both api_key_secret and api_key_secret_file"),
+            (VERIFY.replace("\"s3cret\"", "\"s3 cret\""), "[verify] api key secret must be"),
+            (VERIFY.replace("\"s3cret\"", "42"), "api_key_secret must be a string"),
+            ("[api]\nbackend = \"verify\"\n".to_owned(), "[verify] needs service_sid"),
+            ("[api]\nbackend = \"twilio\"\n".to_owned(), "unknown variant"),
+            (format!("{VERIFY}[users]\nalice = 42\n"), "an Authy ID needs backend = \"authy\""),
+            (
+                user(&format!("{identity}, authy_id = 1, totp_factor = \"YF0123456789abcdef0123456789abcdef\"")),
+                "authy_id needs backend",
+            ),
+            (user("totp_factor = \"YF0123456789abcdef0123456789abcdef\""), "missing verify_identity"),
+            (user(identity), "needs at least one of totp_factor, phone, push_factor"),
+            (
+                user("verify_identity = \"alice@example.com\", phone = \"+15551234567\""),
+                "verify_identity must be 8 to 64",
+            ),
+            (
+                user("verify_identity = \"../../x/Factors\", phone = \"+15551234567\""),
+                "verify_identity must be 8 to 64",
+            ),
+            (
+                format!(
+                    "{VERIFY}[users]\nalicealice = {{ verify_identity = \"AliceAlice\", phone = \"+15551234567\" }}\n"
+                ),
+                "not the user name",
+            ),
+            (user(&format!("{identity}, phone = \"5551234567\"")), "phone must be an E.164 number"),
+            (user(&format!("{identity}, phone = 15551234567")), "phone has the wrong type"),
+            (
+                user(&format!("{identity}, totp_factor = \"YC0123456789abcdef0123456789abcdef\"")),
+                "totp_factor must be YF",
+            ),
+            (user(&format!("{identity}, push_factor = \"YF0123\"")), "push_factor must be YF"),
+            (user(&format!("{identity}, totp = \"YF0123456789abcdef0123456789abcdef\"")), "unknown key \"totp\""),
+            (
+                "[api]\napi_key = \"k\"\n[users]\nalice = { authy_id = 1, phone = \"+15551234567\" }\n".to_owned(),
+                "phone needs [api] backend = \"verify\"",
+            ),
+            (
+                "[api]\napi_key = \"k\"\n[users]\nalice = { verify_identity = \"2f0c9a3e5b7d4e61\" }\n".to_owned(),
+                "verify_identity needs [api] backend",
+            ),
+        ];
+        for (text, expected) in cases {
+            let problem = problem(&text);
+            assert!(problem.contains(expected), "{text:?}: {problem:?} lacks {expected:?}");
+            assert!(!problem.contains("s3cret"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn a_verify_secret_in_the_file_or_in_a_readable_file_is_held_to_the_key_rules() {
+        let dir = private_dir();
+        let path = write_private(dir.path(), "inline.toml", VERIFY, 0o644);
+        assert!(Config::load(&path).expect_err("refused").problem.contains("0644"));
+        let secret = write_private(dir.path(), "verify_secret", "filesecret\n", 0o600);
+        let text =
+            VERIFY.replace("api_key_secret = \"s3cret\"", &format!("api_key_secret_file = \"{}\"", secret.display()));
+        let path = write_private(dir.path(), "file.toml", &text, 0o644);
+        let config = Config::load(&path).expect("config");
+        assert_eq!(config.verify.expect("verify").api_key_secret.expose(), "filesecret");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o604)).expect("chmod");
+        let problem = Config::load(&path).expect_err("refused").problem;
+        assert!(problem.contains("0604") && problem.contains("API key secret"), "{problem}");
     }
 }

@@ -160,7 +160,7 @@ fn users_table_keys(source: &str) -> Vec<(String, Vec<String>)> {
 fn the_schema_extractor_finds_the_keys_it_must() {
     let schema = schema();
     let names: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
-    assert_eq!(names, ["api", "auth", "offline", "users"]);
+    assert_eq!(names, ["api", "auth", "offline", "users", "verify"]);
     let has = |table: &str, key: &str| schema.tables[table].iter().any(|(k, _)| k == key);
     for (table, key) in [
         ("api", "api_key"),
@@ -169,6 +169,10 @@ fn the_schema_extractor_finds_the_keys_it_must() {
         ("offline", "state_dir"),
         ("users", "authy_id"),
         ("users", "offline_secret"),
+        ("users", "verify_identity"),
+        ("users", "totp_factor"),
+        ("verify", "service_sid"),
+        ("verify", "api_key_secret_file"),
     ] {
         assert!(has(table, key), "[{table}] {key} not extracted");
     }
@@ -278,7 +282,18 @@ fn the_default_config_fails_closed_and_says_what_to_fill_in() {
 }
 
 /// Keys shown with an example value rather than their default (they have none).
-const EXAMPLE_ONLY: [&str; 4] = ["api_key", "api_key_file", "ca_file", "proxy"];
+const EXAMPLE_ONLY: [&str; 8] = [
+    "api_key",
+    "api_key_file",
+    "ca_file",
+    "proxy",
+    "service_sid",
+    "api_key_sid",
+    "api_key_secret",
+    "api_key_secret_file",
+];
+/// The `[verify]` keys: shown as examples, read only with `backend = "verify"`.
+const VERIFY_KEYS: [&str; 4] = ["service_sid", "api_key_sid", "api_key_secret", "api_key_secret_file"];
 /// The example users under `[users]`.
 const USERS_EXAMPLES: [&str; 2] = ["alice", "bob"];
 
@@ -319,8 +334,19 @@ fn the_defaults_shown_in_the_default_config_are_the_parsers_defaults() {
 fn each_example_value_in_the_default_config_is_accepted_or_names_its_missing_file() {
     let config = default_config();
     for key in EXAMPLE_ONLY {
-        let one = uncommented(&config, |line| line.starts_with(&format!("{key} = ")));
-        let text = if key == "api_key" || key == "api_key_file" { one } else { with_api_key(&one) };
+        let text = if VERIFY_KEYS.contains(&key) {
+            // The other required [verify] keys, and a secret unless the key is one.
+            let needed = |line: &str| {
+                line.starts_with(&format!("{key} = "))
+                    || line.starts_with("service_sid = ")
+                    || line.starts_with("api_key_sid = ")
+                    || (!key.starts_with("api_key_secret") && line.starts_with("api_key_secret = "))
+            };
+            uncommented(&config, needed).replacen("#backend = \"authy\"", "backend = \"verify\"", 1)
+        } else {
+            let one = uncommented(&config, |line| line.starts_with(&format!("{key} = ")));
+            if key == "api_key" || key == "api_key_file" { one } else { with_api_key(&one) }
+        };
         match parse(&text) {
             Ok(_) => {}
             Err(message) => {

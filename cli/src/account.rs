@@ -29,10 +29,10 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
     let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     if let Some(entry) = config.user(&args.user) {
+        let mapped_to = entry.authy_id.map_or_else(|| "a Verify identity".to_owned(), |id| format!("Authy ID {id}"));
         return Err(format!(
-            "{} is already mapped to Authy ID {} in {}; run `pam-authy remove {}` first",
+            "{} is already mapped to {mapped_to} in {}; run `pam-authy remove {}` first",
             args.user,
-            entry.authy_id,
             path.display(),
             args.user
         )
@@ -101,16 +101,17 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
     support::check_user_name(user)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
+    let authy_id = support::authy_id(&config, user, entry)?;
     let client = support::client(&config)?;
-    let reply = progress::waiting("asking for the user's status", || client.user_status(entry.authy_id))
-        .map_err(|e| format!("{}: users/{}/status: {}", config.api.url, entry.authy_id, api_problem(&e)))?;
+    let reply = progress::waiting("asking for the user's status", || client.user_status(authy_id))
+        .map_err(|e| format!("{}: users/{}/status: {}", config.api.url, authy_id, api_problem(&e)))?;
     let status = status_summary(&reply);
     let offline = entry.offline_secret.is_some();
     if json {
         let mut out = json!({
             "ok": true,
             "user": user,
-            "authy_id": entry.authy_id.get(),
+            "authy_id": authy_id.get(),
             "offline_secret": offline,
         });
         if let (Some(out), Some(fields)) = (out.as_object_mut(), status.as_object()) {
@@ -118,7 +119,7 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
         }
         support::print_json(&out);
     } else {
-        print_status(user, entry.authy_id, &status, offline);
+        print_status(user, authy_id, &status, offline);
     }
     Ok(())
 }
@@ -179,7 +180,7 @@ pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
     let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
-    let authy_id = entry.authy_id;
+    let authy_id = support::authy_id(&config, user, entry)?;
     let client = support::client(&config)?;
     let removed = progress::waiting("removing the Authy user", || client.remove_user(authy_id));
     let (api_note, api_field) = match removed {

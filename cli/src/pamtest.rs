@@ -183,8 +183,8 @@ fn preflight(mentions: &[Mention], user: &str) {
         };
         let what = match users::resolve(&config, &SystemAccounts, user) {
             Ok(Subject::Mapped { account, entry }) => format!(
-                "{account} needs a second factor (Authy ID {}, {} offline secret)",
-                entry.authy_id,
+                "{account} needs a second factor ({}, {} offline secret)",
+                entry.authy_id.map_or_else(|| "a Verify identity".to_owned(), |id| format!("Authy ID {id}")),
                 if entry.offline_secret.is_some() { "with an" } else { "no" }
             ),
             Ok(Subject::OutsideGroups { account }) => {

@@ -3,7 +3,7 @@
 //! and failures are printed. Nothing here prints a secret.
 
 use pam_authy::authy::AuthyClient;
-use pam_authy::config::{Config, DEFAULT_CONFIG_PATH, UserEntry, valid_account_name};
+use pam_authy::config::{AuthyId, Backend, Config, DEFAULT_CONFIG_PATH, UserEntry, valid_account_name};
 use pam_authy::sanitize::display_text;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +67,7 @@ pub fn mapped<'c>(config: &'c Config, user: &str) -> Result<&'c UserEntry, Strin
 
 /// The module's own client, built from the config exactly as the module builds it.
 pub fn client(config: &Config) -> Result<AuthyClient, String> {
+    authy_only(config)?;
     AuthyClient::new(&config.api).map_err(|e| format!("{}: {e}", config.api.url))
 }
 
@@ -75,6 +76,22 @@ pub fn client(config: &Config) -> Result<AuthyClient, String> {
 /// characters here, at the last step before output, whoever built the message.
 pub fn clean(message: &str) -> String {
     display_text(message, MAX_MESSAGE_CHARS)
+}
+
+/// The account commands speak the Authy API; Verify enrolment is not built yet.
+pub fn authy_only(config: &Config) -> Result<(), String> {
+    match config.api.backend {
+        Backend::Authy => Ok(()),
+        Backend::Verify => {
+            Err(format!("{}: [api] backend = \"verify\": this command manages Authy users only", config.path.display()))
+        }
+    }
+}
+
+/// The user's Authy ID (a user of the Verify backend has none).
+pub fn authy_id(config: &Config, user: &str, entry: &UserEntry) -> Result<AuthyId, String> {
+    authy_only(config)?;
+    entry.authy_id.ok_or_else(|| format!("{user} has no authy_id in {}", config.path.display()))
 }
 
 const MAX_MESSAGE_CHARS: usize = 4000;

@@ -33,7 +33,7 @@ fn enroll_creates_the_user_and_appends_the_mapping_keeping_comments_owner_and_mo
     assert_eq!(owner_of(&path), owner);
     assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
     let config = Config::load(&path).expect("the module accepts the result");
-    assert_eq!(config.user("bob").map(|u| u.authy_id.get()), Some(id));
+    assert_eq!(config.user("bob").and_then(|u| u.authy_id).map(|id| id.get()), Some(id));
 
     let requests = sandbox.requests();
     assert_eq!(paths(&sandbox), ["POST /protected/json/users/new"]);

@@ -137,6 +137,7 @@ mod tests {
     #[test]
     fn a_transport_error_never_quotes_the_url_and_its_token() {
         let config = ApiConfig {
+            backend: crate::config::Backend::Authy,
             url: format!("https://127.0.0.1:{}", pam_harness::closed_port()),
             api_key: Secret::from("key"),
             timeout: Duration::from_secs(2),

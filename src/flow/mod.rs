@@ -122,6 +122,10 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
         }
         Subject::NoSuchAccount => return Decision::new(Outcome::UnknownUser, "no_such_account"),
     };
+    let Some(authy_id) = entry.authy_id else {
+        let reason = "config: [api] backend \"verify\" is not available in this build";
+        return Decision { account: Some(account), ..Decision::new(Outcome::ServiceError, reason) };
+    };
     let grace = GracePeriod::new(config, login, &account);
     let state = StateCell::new();
     let mut decision = if grace.is_some_and(|g| g.still_valid(deps, &state)) {
@@ -133,7 +137,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
                     config,
                     login,
                     account: &account,
-                    authy_id: entry.authy_id,
+                    authy_id,
                     offline_secret: entry.offline_secret.as_ref(),
                     backend: backend.as_mut(),
                     deps,
@@ -154,7 +158,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
         decision
     };
     decision.account = Some(account);
-    decision.authy_id = Some(entry.authy_id);
+    decision.authy_id = Some(authy_id);
     decision
 }
 

@@ -1,5 +1,6 @@
 //! Per-user state that must survive the process: the last accepted offline time step (replay
-//! protection), recent offline failures (rate limit) and grace records.
+//! protection), recent offline failures (rate limit), grace records, and the keyed tags of
+//! codes submitted to a service that does not refuse a reused code itself (Verify TOTP).
 //!
 //! `UserState` holds the rules as plain functions of explicit times. `FileStateStore` keeps one
 //! JSON file per user in `[offline] state_dir` and changes it only under an exclusive `flock`
@@ -38,6 +39,8 @@ pub const MAX_GRACE_FIELD_BYTES: usize = 128;
 /// User names longer than this cannot name a state file (hex doubles the length, and a file
 /// name holds at most 255 bytes).
 pub const MAX_USER_BYTES: usize = 120;
+/// Code tags kept per user; a claim beyond this is refused (fails closed).
+pub const MAX_USED_CODES: usize = 64;
 /// How long `update` waits for another process to release a user's lock.
 pub const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -50,6 +53,18 @@ pub struct UserState {
     /// Unix times of recent failed offline codes, oldest first.
     pub failures: Vec<u64>,
     pub grace: Vec<GraceRecord>,
+    /// Codes claimed for a second factor (keyed tags, never the code), each refused again
+    /// until its `until`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_codes: Vec<UsedCode>,
+}
+
+/// A claimed code: its keyed tag and the unix time until which it stays claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsedCode {
+    pub tag: String,
+    pub until: u64,
 }
 
 /// A successful second factor from `rhost` to `service` lets the same pair pass until
@@ -92,6 +107,25 @@ impl UserState {
         }
         self.last_offline_step = Some(step);
         true
+    }
+
+    /// Claims the code `tag` until `until` and returns true, or returns false (changing
+    /// nothing but expired claims) when an unexpired claim of the same tag exists or the
+    /// list is full.
+    pub fn claim_code(&mut self, tag: &str, now: u64, until: u64) -> bool {
+        self.used_codes.retain(|used| used.until > now);
+        if self.used_codes.len() >= MAX_USED_CODES || self.used_codes.iter().any(|used| used.tag == tag) {
+            return false;
+        }
+        self.used_codes.push(UsedCode { tag: tag.to_owned(), until });
+        true
+    }
+
+    /// Drops the claim of `tag` (a code the service did not accept may be typed again).
+    pub fn release_code(&mut self, tag: &str) -> bool {
+        let before = self.used_codes.len();
+        self.used_codes.retain(|used| used.tag != tag);
+        self.used_codes.len() != before
     }
 
     /// Lets (service, rhost) pass until `expires_at`. No-op for an empty rhost (a local login

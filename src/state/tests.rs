@@ -98,6 +98,30 @@ fn the_failure_list_stays_bounded_and_keeps_the_newest() {
 }
 
 #[test]
+fn a_claimed_code_is_refused_until_its_claim_expires_or_is_released() {
+    let mut state = UserState::default();
+    assert!(state.claim_code("aa", 100, 400));
+    assert!(!state.claim_code("aa", 399, 699));
+    assert!(state.claim_code("bb", 399, 699));
+    assert!(state.claim_code("aa", 400, 700));
+    assert!(state.release_code("aa"));
+    assert!(state.claim_code("aa", 401, 701));
+    for i in 0..MAX_USED_CODES {
+        state.claim_code(&format!("t{i}"), 402, 702);
+    }
+    assert_eq!(state.used_codes.len(), MAX_USED_CODES);
+    assert!(!state.claim_code("new", 403, 703), "a full list refuses, it never forgets a claim");
+    assert!(state.claim_code("new", 702, 1002), "expired claims make room");
+}
+
+#[test]
+fn a_state_file_written_before_code_claims_existed_still_reads() {
+    let old: UserState = serde_json::from_str(r#"{"last_offline_step":5,"failures":[],"grace":[]}"#).expect("old");
+    assert!(old.used_codes.is_empty());
+    assert_eq!(serde_json::to_string(&old).expect("json"), r#"{"last_offline_step":5,"failures":[],"grace":[]}"#);
+}
+
+#[test]
 fn grace_lets_the_same_service_and_rhost_pass_until_it_expires() {
     let mut state = UserState::default();
     state.grant_grace("sshd", "198.51.100.7", 1000);

@@ -9,6 +9,7 @@
 //! that were asked.
 
 pub mod form;
+pub mod replay;
 pub mod response;
 
 use std::fmt;
