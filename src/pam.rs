@@ -5,8 +5,8 @@
 //! unwinding into sshd or sudo. Replies from the conversation are copied into a `Secret`,
 //! then zeroed and freed here: pamsm's own `conv` leaks them, so it is not used.
 
-use crate::authy::{AuthyBackend, AuthyClient};
-use crate::backend::{ApiError, Backend};
+use crate::backend::{self, ApiError, Backend};
+use crate::clock::Clock;
 use crate::clock::SystemClock;
 use crate::config::{Config, ModuleArgs, UserEntry};
 use crate::context;
@@ -159,8 +159,7 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     let mut conversation = PamConversation { handle };
     let clock = SystemClock::new();
     let connect = |config: &Config, user: &UserEntry| -> Result<Box<dyn Backend>, ApiError> {
-        let client = AuthyClient::new(&config.api)?;
-        Ok(Box::new(AuthyBackend::new(client, user.authy_id)))
+        backend::for_user(config, user, clock.unix_time())
     };
     let open_state = |config: &Config| -> Result<Box<dyn StateStore>, StateError> {
         FileStateStore::open(&config.offline.state_dir).map(|store| Box::new(store) as Box<dyn StateStore>)

@@ -25,7 +25,7 @@ fn clean(text: &str) -> bool {
 fn check_error(status: u16, error: &ApiError) {
     match error {
         ApiError::Unreachable(_) => assert!((500..=599).contains(&status), "{status} unreachable"),
-        ApiError::Rejected { message, .. } => assert!(clean(message), "{message:?}"),
+        ApiError::Rejected { message, .. } | ApiError::RateLimited(message) => assert!(clean(message), "{message:?}"),
         _ => {}
     }
 }

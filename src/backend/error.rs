@@ -15,6 +15,9 @@ pub enum ApiError {
     Tls(String),
     /// The API refused our credentials (Authy: HTTP 401 with error 60001).
     BadApiKey,
+    /// The API refuses more attempts or sends for now (Verify: HTTP 429, 60202, 60203,
+    /// 60308, 60312, 20429, 60212). The user is told; the module does not retry.
+    RateLimited(String),
     /// A well-formed API error other than the ones above (404 user not found, 429...).
     Rejected { status: u16, code: Option<String>, message: String },
     /// A reply that is not what the API documents: wrong status, shape, type or size.
@@ -33,6 +36,7 @@ impl ApiError {
             ApiError::Unreachable(_) => "unreachable",
             ApiError::Tls(_) => "tls",
             ApiError::BadApiKey => "bad_api_key",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Rejected { .. } => "rejected",
             ApiError::Protocol(_) => "protocol",
         }
@@ -44,7 +48,8 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Unreachable(why) => write!(f, "API unreachable: {why}"),
             ApiError::Tls(why) => write!(f, "TLS failure: {why}"),
-            ApiError::BadApiKey => f.write_str("the API rejected the API key (60001)"),
+            ApiError::BadApiKey => f.write_str("the API rejected the credentials"),
+            ApiError::RateLimited(why) => write!(f, "API refuses more attempts for now: {why}"),
             ApiError::Rejected { status, code, message } => {
                 write!(f, "API refused: HTTP {status}")?;
                 if let Some(code) = code {

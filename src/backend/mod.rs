@@ -12,7 +12,11 @@ pub mod error;
 
 pub use error::ApiError;
 
+use crate::authy::{AuthyBackend, AuthyClient};
+use crate::config::{self, Config, UserEntry};
 use crate::secret::Secret;
+use crate::verify::backend::VerifyBackend;
+use crate::verify::client::VerifyClient;
 use std::fmt;
 
 /// One mapped user's second-factor service, for one authentication.
@@ -22,6 +26,12 @@ pub trait Backend {
     fn words(&self) -> &[Word];
     /// Checks a code the user typed. A backend that sent a code checks against that send.
     fn verify_code(&mut self, code: &Token) -> Result<TokenVerdict, ApiError>;
+    /// For a code whose reuse the service does not refuse itself: a keyed tag (never the
+    /// code) that the flow claims in the state store before `verify_code`, so that the
+    /// same code is refused to every later login within its validity. None: no local guard.
+    fn replay_tag(&self, _code: &Token) -> Option<String> {
+        None
+    }
     /// Asks the service to deliver a code by `channel`; only called for an offered word.
     fn send_code(&mut self, channel: Channel) -> Result<ChannelReceipt, ApiError>;
     /// Sends an approval request (a push) to the user's device.
@@ -29,6 +39,22 @@ pub trait Backend {
     /// The state of the approval `start_approval` returned; a reply about any other
     /// approval is an error.
     fn poll_approval(&mut self, approval: &ApprovalId) -> Result<ApprovalStatus, ApiError>;
+}
+
+/// The configured backend for one mapped user, over a transport that trusts the system
+/// bundle and `ca_file`. `started_at` (seconds since the epoch) dates what the backend sends.
+pub fn for_user(config: &Config, user: &UserEntry, started_at: u64) -> Result<Box<dyn Backend>, ApiError> {
+    match (config.api.backend, &config.verify, user.authy_id, &user.verify) {
+        (config::Backend::Authy, _, Some(authy_id), _) => {
+            Ok(Box::new(AuthyBackend::new(AuthyClient::new(&config.api)?, authy_id)))
+        }
+        (config::Backend::Verify, Some(verify), _, Some(verify_user)) => {
+            let client = VerifyClient::new(&config.api, verify)?;
+            Ok(Box::new(VerifyBackend::new(client, verify, verify_user, started_at)))
+        }
+        // `Config::parse` never builds such an entry; refuse it rather than guess.
+        _ => Err(ApiError::Protocol("the user's entry does not match [api] backend".into())),
+    }
 }
 
 /// A code as the user typed it, validated: 6 to 8 ASCII digits, nothing else.
@@ -68,6 +94,9 @@ pub enum TokenVerdict {
     Invalid,
     /// Right code, already used (Authy error 60019).
     Reused,
+    /// Nothing to check the code against: the code sent by SMS or call expired, was used or
+    /// ran out of checks (Verify 20404), or none was sent.
+    Expired,
 }
 
 /// The channels that deliver a code out of band.

@@ -25,7 +25,10 @@ mod testing;
 
 pub use offline::OFFLINE_PROMPT;
 pub use outcome::{Decision, Factor, Outcome, api_failure};
-pub use prompt::{MAX_CHANNEL_REQUESTS, TOKEN_PROMPT, UNREACHABLE_MESSAGE, UNREACHABLE_PROMPT, token_prompt};
+pub use prompt::{
+    MAX_CHANNEL_REQUESTS, RATE_LIMITED, TOKEN_PROMPT, UNREACHABLE_MESSAGE, UNREACHABLE_PROMPT, VERIFY_PROMPT,
+    code_prompt, token_prompt,
+};
 pub use push::PUSH_PROMPT;
 
 use crate::backend::{ApiError, Backend, Channel, Word};
@@ -122,10 +125,6 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
         }
         Subject::NoSuchAccount => return Decision::new(Outcome::UnknownUser, "no_such_account"),
     };
-    let Some(authy_id) = entry.authy_id else {
-        let reason = "config: [api] backend \"verify\" is not available in this build";
-        return Decision { account: Some(account), ..Decision::new(Outcome::ServiceError, reason) };
-    };
     let grace = GracePeriod::new(config, login, &account);
     let state = StateCell::new();
     let mut decision = if grace.is_some_and(|g| g.still_valid(deps, &state)) {
@@ -137,7 +136,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
                     config,
                     login,
                     account: &account,
-                    authy_id,
+                    authy_id: entry.authy_id,
                     offline_secret: entry.offline_secret.as_ref(),
                     backend: backend.as_mut(),
                     deps,
@@ -158,7 +157,7 @@ pub fn authenticate(config: &Config, args: &ModuleArgs, login: &Login, deps: &mu
         decision
     };
     decision.account = Some(account);
-    decision.authy_id = Some(authy_id);
+    decision.authy_id = entry.authy_id;
     decision
 }
 
@@ -168,7 +167,8 @@ struct Session<'s, 'd> {
     login: &'s Login,
     /// The canonical account name: the key of the per-user state.
     account: &'s str,
-    authy_id: AuthyId,
+    /// None with the Verify backend.
+    authy_id: Option<AuthyId>,
     offline_secret: Option<&'s Secret>,
     backend: &'s mut dyn Backend,
     deps: &'s mut Deps<'d>,
@@ -206,10 +206,20 @@ impl Session<'_, '_> {
         decision
     }
 
-    /// A failure that no later answer can mend (a bad API key): it ends the login even
-    /// where the call was optional (sending a code or a push).
+    /// Ends the login on an API failure; a rate limit is explained to the user first, so
+    /// that nobody retries into a longer block.
+    fn end_with(&mut self, error: &ApiError) -> Decision {
+        if matches!(error, ApiError::RateLimited(_)) && self.deps.conversation.error(RATE_LIMITED).is_err() {
+            return self.conversation_failed();
+        }
+        self.api_failed_and_said(error)
+    }
+
+    /// A failure that no later answer can mend (bad credentials, a rate limit): it ends the
+    /// login even where the call was optional (sending a code or a push).
     fn setup_broken(&self, error: &ApiError) -> bool {
-        api_failure(error, self.config.auth.failmode).0 == Outcome::ServiceError
+        matches!(error, ApiError::RateLimited(_))
+            || api_failure(error, self.config.auth.failmode).0 == Outcome::ServiceError
     }
 
     fn offers(&self, word: Word) -> bool {
@@ -257,14 +267,13 @@ impl Session<'_, '_> {
     }
 
     fn log(&self, level: Level, event: &str, detail: &str) {
-        let id = self.authy_id.to_string();
-        let line = format_fields(&[
-            ("service", &self.login.service),
-            ("user", &self.login.user),
-            ("authy_id", &id),
-            ("event", event),
-            ("detail", detail),
-        ]);
+        let id = self.authy_id.map(|id| id.to_string());
+        let mut fields = vec![("service", self.login.service.as_str()), ("user", self.login.user.as_str())];
+        if let Some(id) = &id {
+            fields.push(("authy_id", id));
+        }
+        fields.extend([("event", event), ("detail", detail)]);
+        let line = format_fields(&fields);
         self.deps.log.log(level, &line);
     }
 }

@@ -140,7 +140,9 @@ pub fn api_failure(error: &ApiError, failmode: FailMode) -> (Outcome, String) {
             FailMode::Safe => Outcome::FailSafe,
         },
         ApiError::BadApiKey => Outcome::ServiceError,
-        ApiError::Tls(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => Outcome::Denied,
+        ApiError::Tls(_) | ApiError::RateLimited(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => {
+            Outcome::Denied
+        }
     };
     (outcome, reason)
 }
@@ -149,8 +151,9 @@ pub fn api_failure(error: &ApiError, failmode: FailMode) -> (Outcome, String) {
 mod tests {
     use super::*;
 
-    fn every_kind() -> [ApiError; 5] {
+    fn every_kind() -> [ApiError; 6] {
         [
+            ApiError::RateLimited("HTTP 429 error 60202".into()),
             ApiError::Unreachable("refused".into()),
             ApiError::Tls("bad certificate".into()),
             ApiError::BadApiKey,

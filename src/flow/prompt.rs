@@ -15,6 +15,12 @@ use std::ops::ControlFlow;
 /// The token prompt of a backend that offers push, sms and call (Authy); `token_prompt`
 /// builds it from the words the backend offers.
 pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
+/// Verify's prompt: a code from the authenticator app or one sent by SMS or call.
+pub const VERIFY_PROMPT: &str = "Verification code";
+const REUSED: &str = "That code was already used; wait for the next one.";
+const NOTHING_TO_CHECK: &str = "That code can no longer be checked (it expired or was used); ask for a new one.";
+/// Shown before a rate limit ends the login.
+pub const RATE_LIMITED: &str = "Too many attempts: the verification service refuses more for now. Try again later.";
 /// Channel requests (push, sms, call) one authentication may make.
 pub const MAX_CHANNEL_REQUESTS: u32 = 3;
 /// What the user reads when the login ends because the API cannot be reached and there is
@@ -41,6 +47,16 @@ pub fn token_prompt(words: &[Word]) -> String {
     }
 }
 
+/// The prompt of the configured backend: Authy asks for a token, Verify for a verification
+/// code; both name only the words this user can type instead.
+pub fn code_prompt(backend: crate::config::Backend, words: &[Word]) -> String {
+    match backend {
+        crate::config::Backend::Authy => token_prompt(words),
+        crate::config::Backend::Verify if words.is_empty() => format!("{VERIFY_PROMPT}: "),
+        crate::config::Backend::Verify => format!("{VERIFY_PROMPT} (or type {}): ", alternatives(words, Word::as_str)),
+    }
+}
+
 /// What the user typed at the token prompt.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
@@ -64,7 +80,7 @@ fn parse_answer(text: &str, offered: &[Word]) -> Answer {
 impl Session<'_, '_> {
     pub(super) fn prompt_loop(&mut self) -> Decision {
         while self.tries_left() {
-            let prompt = token_prompt(self.backend.words());
+            let prompt = code_prompt(self.config.api.backend, self.backend.words());
             let text = match self.deps.conversation.prompt(&prompt, false) {
                 Ok(text) => text,
                 Err(ConvError) => return self.conversation_failed(),
@@ -95,17 +111,65 @@ impl Session<'_, '_> {
     }
 
     fn verify(&mut self, token: &Token) -> ControlFlow<Decision> {
-        match self.backend.verify_code(token) {
+        let tag = self.backend.replay_tag(token);
+        if let Some(tag) = &tag
+            && !self.claim_code(tag)?
+        {
+            self.log(Level::Notice, "code_reused", "refused before the API was asked");
+            return self.failed_try(REUSED);
+        }
+        let verdict = self.backend.verify_code(token);
+        if let Some(tag) = &tag
+            && verdict != Ok(TokenVerdict::Valid)
+        {
+            self.release_code(tag);
+        }
+        match verdict {
             Ok(TokenVerdict::Valid) => {
                 ControlFlow::Break(self.decision(Outcome::Verified(Factor::Token), "token_valid"))
             }
-            Ok(TokenVerdict::Reused) => self.failed_try("That token was already used; wait for the next one."),
+            Ok(TokenVerdict::Reused) => self.failed_try(REUSED),
+            Ok(TokenVerdict::Expired) => self.failed_try(NOTHING_TO_CHECK),
             Ok(TokenVerdict::Invalid) => self.failed_try("Wrong token."),
             Err(ApiError::Unreachable(why)) if self.offline_secret.is_some() => {
                 self.log(Level::Warning, "api_unreachable_offline_fallback", &why);
                 ControlFlow::Break(self.offline())
             }
-            Err(error) => ControlFlow::Break(self.api_failed_and_said(&error)),
+            Err(error) => ControlFlow::Break(self.end_with(&error)),
+        }
+    }
+
+    /// Claims a code's replay tag in the state store: `Continue(false)` when another login
+    /// (any process, any service) already presented it within its validity. Any state
+    /// failure ends the login: a guard that cannot be kept is no guard.
+    fn claim_code(&mut self, tag: &str) -> ControlFlow<Decision, bool> {
+        let store = match self.state.get(self.config, self.deps.open_state) {
+            Ok(store) => store,
+            Err(error) => {
+                return ControlFlow::Break(self.decision(Outcome::ServiceError, format!("code_state: {error}")));
+            }
+        };
+        let now = self.deps.clock.unix_time();
+        let until = now.saturating_add(crate::verify::replay::WINDOW.as_secs());
+        let mut claimed = false;
+        match store.update(self.account, &mut |state| {
+            claimed = state.claim_code(tag, now, until);
+            claimed
+        }) {
+            Ok(()) => ControlFlow::Continue(claimed),
+            Err(error) => ControlFlow::Break(self.decision(Outcome::ServiceError, format!("code_state: {error}"))),
+        }
+    }
+
+    /// Lets a code the service did not accept be typed again. A failure only costs the user
+    /// that code until its claim expires.
+    fn release_code(&self, tag: &str) {
+        let released = self
+            .state
+            .get(self.config, self.deps.open_state)
+            .and_then(|store| store.update(self.account, &mut |state| state.release_code(tag)));
+        if let Err(error) = released {
+            self.log(Level::Notice, "code_release_failed", &error.to_string());
         }
     }
 
@@ -146,7 +210,7 @@ impl Session<'_, '_> {
                     None => format!("{what} {verb}; type the code you receive."),
                 }
             }
-            Err(error) if self.setup_broken(&error) => return ControlFlow::Break(self.api_failed(&error)),
+            Err(error) if self.setup_broken(&error) => return ControlFlow::Break(self.end_with(&error)),
             Err(error) => {
                 self.log(Level::Notice, "channel_failed", &format!("{channel}: {error}"));
                 format!("{what} could not be sent; type a token from the Authy app instead.")
@@ -161,7 +225,10 @@ impl Session<'_, '_> {
 mod tests {
     use super::*;
     use crate::backend::ChannelReceipt;
+    use crate::clock::FakeClock;
+    use crate::config::ModuleArgs;
     use crate::flow::testing::*;
+    use crate::state::MemoryStateStore;
     use std::cell::RefCell;
 
     #[test]
@@ -174,6 +241,85 @@ mod tests {
         );
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         assert_eq!(sent, vec!["1234567"]);
+    }
+
+    fn tagging_api(verdicts: Vec<Result<TokenVerdict, ApiError>>) -> ScriptedApi {
+        ScriptedApi { verdicts: RefCell::new(verdicts.into()), replay_tags: true, ..ScriptedApi::default() }
+    }
+
+    #[test]
+    fn a_tagged_code_accepted_once_is_refused_to_the_next_login_of_any_service_without_asking_the_api() {
+        let config = config("max_tries = 1");
+        let args = ModuleArgs::parse::<&str>(&[]).expect("args");
+        let store = MemoryStateStore::new();
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let first = tagging_api(vec![Ok(TokenVerdict::Valid)]);
+        let steps = [Step::Prompt("Authy token", "123456")];
+        let decision = run_full(&config, &args, &login("alice"), &steps, &first, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        let second = tagging_api(vec![]);
+        let decision = run_full(&config, &args, &sudo_login(), &steps, &second, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::MaxTries);
+        assert!(second.verified.borrow().is_empty(), "a reused code must not reach the API");
+        clock.advance(crate::verify::replay::WINDOW);
+        let later = tagging_api(vec![Ok(TokenVerdict::Valid)]);
+        let decision = run_full(&config, &args, &login("alice"), &steps, &later, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token), "the claim ends with the window");
+    }
+
+    #[test]
+    fn a_tagged_code_the_api_did_not_accept_may_be_typed_again() {
+        let config = config("");
+        let args = ModuleArgs::parse::<&str>(&[]).expect("args");
+        let store = MemoryStateStore::new();
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let api = tagging_api(vec![Ok(TokenVerdict::Invalid), Ok(TokenVerdict::Valid)]);
+        let steps =
+            [Step::Prompt("Authy token", "123456"), Step::Error("Wrong"), Step::Prompt("Authy token", "123456")];
+        let decision = run_full(&config, &args, &login("alice"), &steps, &api, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(store.get("alice").used_codes.len(), 1);
+    }
+
+    #[test]
+    fn a_replay_guard_that_cannot_be_kept_fails_closed_before_the_code_is_sent() {
+        let config = config("");
+        let args = ModuleArgs::parse::<&str>(&[]).expect("args");
+        let api = tagging_api(vec![]);
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let steps = [Step::Prompt("Authy token", "123456")];
+        let decision = run_full(&config, &args, &login("alice"), &steps, &api, &MemoryStateStore::failing(), &clock);
+        assert_eq!(decision.outcome, Outcome::ServiceError);
+        assert!(decision.reason.starts_with("code_state:"), "{}", decision.reason);
+        assert!(api.verified.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_rate_limit_is_explained_and_ends_the_login_without_another_request() {
+        let limited = || ApiError::RateLimited("HTTP 429 error 60202".into());
+        let steps = [Step::Prompt("Authy token", "123456"), Step::Error("Too many attempts")];
+        let (decision, sent) = run_scripted(&config(""), "alice", &steps, vec![Err(limited())]);
+        assert_eq!(decision.outcome, Outcome::Denied);
+        assert!(decision.reason.starts_with("api_rate_limited:"), "{}", decision.reason);
+        assert_eq!(sent.len(), 1);
+        let api = ScriptedApi { channel_replies: RefCell::new(vec![Err(limited())].into()), ..ScriptedApi::default() };
+        let steps = [Step::Prompt("Authy token", "sms"), Step::Error("Too many attempts")];
+        let decision = run_with(&config(""), &ModuleArgs::parse::<&str>(&[]).expect("args"), "alice", &steps, &api);
+        assert_eq!(decision.outcome, Outcome::Denied);
+        assert_eq!(api.channels.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_code_with_nothing_left_to_check_is_a_failed_try_with_its_own_message() {
+        let steps = [
+            Step::Prompt("Authy token", "123456"),
+            Step::Error("can no longer be checked"),
+            Step::Prompt("Authy token", "654321"),
+        ];
+        let (decision, _) =
+            run_scripted(&config(""), "alice", &steps, vec![Ok(TokenVerdict::Expired), Ok(TokenVerdict::Valid)]);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        assert_eq!(decision.failed_tries, 1);
     }
 
     #[test]
@@ -318,5 +464,11 @@ mod tests {
         assert_eq!(token_prompt(&[Word::Push, Word::Channel(Channel::Call)]), "Authy token (or type push or call): ");
         assert_eq!(token_prompt(push_only), "Authy token (or type push): ");
         assert_eq!(token_prompt(&[]), "Authy token: ");
+        let verify = crate::config::Backend::Verify;
+        let sms_call_push = [Word::Channel(Channel::Sms), Word::Channel(Channel::Call), Word::Push];
+        assert_eq!(code_prompt(verify, &sms_call_push), "Verification code (or type sms, call or push): ");
+        assert_eq!(code_prompt(verify, &[Word::Push]), "Verification code (or type push): ");
+        assert_eq!(code_prompt(verify, &[]), "Verification code: ");
+        assert_eq!(code_prompt(crate::config::Backend::Authy, ALL_WORDS), TOKEN_PROMPT);
     }
 }

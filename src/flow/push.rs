@@ -65,7 +65,7 @@ impl Session<'_, '_> {
         let request = context::approval_request(self.login, timeout.as_secs(), &self.config.auth.push_details);
         let approval = match self.backend.start_approval(&request) {
             Ok(approval) => approval,
-            Err(error) if self.setup_broken(&error) => return PushEnd::Final(self.api_failed(&error)),
+            Err(error) if self.setup_broken(&error) => return PushEnd::Final(self.end_with(&error)),
             Err(error) => {
                 self.log(Level::Notice, "push_failed", &error.to_string());
                 return match self
@@ -113,7 +113,7 @@ impl Session<'_, '_> {
                 Ok(ApprovalStatus::Pending) => {}
                 // A transient failure while waiting: keep polling until the deadline.
                 Err(ApiError::Unreachable(why)) => self.log(Level::Debug, "push_poll_failed", &why),
-                Err(error) => return PushEnd::Final(self.api_failed(&error)),
+                Err(error) => return PushEnd::Final(self.end_with(&error)),
             }
             let now = self.deps.clock.monotonic();
             if now >= deadline {

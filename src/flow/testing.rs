@@ -74,6 +74,8 @@ pub struct ScriptedApi {
     pub push_created: RefCell<VecDeque<Result<ApprovalId, ApiError>>>,
     pub push_requests: RefCell<Vec<ApprovalRequest>>,
     pub statuses: RefCell<VecDeque<Result<ApprovalStatus, ApiError>>>,
+    /// Gives every code a replay tag, as the Verify backend does for TOTP codes.
+    pub replay_tags: bool,
 }
 
 pub const ALL_WORDS: &[Word] = &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)];
@@ -85,6 +87,9 @@ impl Backend for &ScriptedApi {
     fn verify_code(&mut self, token: &Token) -> Result<TokenVerdict, ApiError> {
         self.verified.borrow_mut().push(token.expose().to_owned());
         self.verdicts.borrow_mut().pop_front().expect("unexpected verify call")
+    }
+    fn replay_tag(&self, code: &Token) -> Option<String> {
+        self.replay_tags.then(|| format!("tag-of-{}", code.len()))
     }
     fn send_code(&mut self, channel: Channel) -> Result<ChannelReceipt, ApiError> {
         self.channels.borrow_mut().push(channel);

@@ -125,6 +125,17 @@ impl Transport {
         self.send(self.http.get(url.as_str()))
     }
 
+    /// `POST` of a form-encoded body to `segments` (it may hold a code: a `Secret`).
+    pub fn post_form(&self, segments: &[&str], body: &crate::secret::Secret) -> Result<(u16, Vec<u8>), ApiError> {
+        let url = self.url(segments)?;
+        let request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.expose().to_owned());
+        self.send(request)
+    }
+
     /// `POST` of a JSON body to `segments`: the status and the bounded body.
     pub fn post_json(&self, segments: &[&str], body: &serde_json::Value) -> Result<(u16, Vec<u8>), ApiError> {
         let url = self.url(segments)?;

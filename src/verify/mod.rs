@@ -8,6 +8,8 @@
 //! `status == "approved"`, and a reply that names the very service, identity, factor and SID
 //! that were asked.
 
+pub mod backend;
+pub mod client;
 pub mod form;
 pub mod replay;
 pub mod response;

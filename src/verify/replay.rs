@@ -8,7 +8,7 @@
 //! hashed without a key would be found by trying all of them.
 
 use super::FactorSid;
-use crate::authy::Token;
+use crate::backend::Token;
 use crate::secret::Secret;
 use std::time::Duration;
 

@@ -67,18 +67,11 @@ pub fn error_from(status: u16, body: &[u8]) -> ApiError {
         Some(error) if error.code == INVALID_PARAMETER => {
             ApiError::Protocol(format!("the API refused a parameter (HTTP {status} error {INVALID_PARAMETER})"))
         }
+        Some(error) if status == 429 || RATE_LIMIT_CODES.contains(&error.code) => {
+            ApiError::RateLimited(format!("HTTP {status} error {} ({})", error.code, error.message))
+        }
         Some(error) => ApiError::Rejected { status, code: Some(error.code.to_string()), message: error.message },
         None => ApiError::Protocol(format!("HTTP {status} with a body that is not a Twilio error")),
-    }
-}
-
-/// True for the refusals that mean "too many attempts or sends" (HTTP 429 or a rate-limit code).
-pub fn is_rate_limited(error: &ApiError) -> bool {
-    match error {
-        ApiError::Rejected { status, code, .. } => {
-            *status == 429 || code.as_deref().is_some_and(|c| RATE_LIMIT_CODES.iter().any(|r| r.to_string() == c))
-        }
-        _ => false,
     }
 }
 
@@ -423,10 +416,14 @@ mod tests {
         assert_eq!(error_from(403, &twilio_error(20003, 403, "Permission Denied")), ApiError::BadApiKey);
         for (code, status) in [(60202, 429), (60203, 429), (60308, 429), (60312, 429), (20429, 429), (60212, 429)] {
             let error = error_from(status, &twilio_error(code, status, "Max check attempts reached"));
-            assert!(is_rate_limited(&error), "{code}: {error:?}");
+            assert!(matches!(error, ApiError::RateLimited(_)), "{code}: {error:?}");
         }
-        assert!(is_rate_limited(&error_from(429, &twilio_error(60999, 429, "x"))));
-        assert!(!is_rate_limited(&error_from(403, &twilio_error(60318, 403, "x"))));
+        assert!(matches!(error_from(429, &twilio_error(60999, 429, "x")), ApiError::RateLimited(_)));
+        assert!(matches!(error_from(403, &twilio_error(60318, 403, "x")), ApiError::Rejected { .. }));
+        match error_from(429, &twilio_error(60203, 429, "\u{1b}]0;owned\u{7}Max send attempts")) {
+            ApiError::RateLimited(why) => assert!(!why.chars().any(char::is_control), "{why:?}"),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(error_from(400, &twilio_error(60200, 400, "Invalid parameter: To")), ApiError::Protocol(_)));
         for status in [500, 502, 503, 504] {
             assert!(error_from(status, b"<html>down</html>").is_unreachable());
