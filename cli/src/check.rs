@@ -13,8 +13,9 @@ use crate::progress;
 use crate::support::{self, Exit, Outcome};
 use pam_authy::authy::AuthyClient;
 use pam_authy::backend::ApiError;
-use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy};
+use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy, VerifyConfig};
 use pam_authy::sanitize::display_text;
+use pam_authy::verify::client::VerifyClient;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -195,15 +196,15 @@ fn list(names: &[&str], max: usize) -> String {
 
 fn check_api(config: &Config, strict_ca: bool, report: &mut Report) {
     let url = config.api.url.clone();
-    let client = if strict_ca {
-        if config.api.ca_pem.is_none() {
-            report.errors.push("--strict-ca needs [api] ca_file in the config".to_owned());
-            return;
-        }
-        AuthyClient::with_configured_anchors_only(&config.api)
-    } else {
-        AuthyClient::new(&config.api)
-    };
+    if strict_ca && config.api.ca_pem.is_none() {
+        report.errors.push("--strict-ca needs [api] ca_file in the config".to_owned());
+        return;
+    }
+    if let Some(verify) = &config.verify {
+        return check_verify_service(config, verify, strict_ca, report);
+    }
+    let client =
+        if strict_ca { AuthyClient::with_configured_anchors_only(&config.api) } else { AuthyClient::new(&config.api) };
     let details =
         client.and_then(|client| progress::waiting(&format!("asking {url} for app/details"), || client.app_details()));
     match details {
@@ -221,6 +222,39 @@ fn check_api(config: &Config, strict_ca: bool, report: &mut Report) {
                 "error": error.kind(),
                 "message": error.to_string(),
             });
+        }
+    }
+}
+
+/// Backend `verify`: fetching the service proves URL, TLS, credentials and service SID.
+fn check_verify_service(config: &Config, verify: &VerifyConfig, strict_ca: bool, report: &mut Report) {
+    let url = config.api.url.clone();
+    let client = if strict_ca {
+        VerifyClient::with_configured_anchors_only(&config.api, verify)
+    } else {
+        VerifyClient::new(&config.api, verify)
+    };
+    let sid = verify.service_sid.as_str();
+    let service = client
+        .and_then(|client| progress::waiting(&format!("asking {url} for service {sid}"), || client.service(verify)));
+    match service {
+        Ok(service) => {
+            report.notes.push(format!(
+                "{url}: Verify credentials accepted for service {sid} \"{}\" (TOTP step {} s)",
+                service.friendly_name,
+                service.totp_time_step.map_or_else(|| "unknown".to_owned(), |s| s.to_string())
+            ));
+            report.api = json!({"url": url, "ok": true, "service": {"sid": sid, "name": service.friendly_name}});
+        }
+        Err(error) => {
+            let problem = match &error {
+                ApiError::BadApiKey => {
+                    "the API rejected the credentials: check [verify] api_key_sid and api_key_secret".to_owned()
+                }
+                other => api_problem(other),
+            };
+            report.errors.push(format!("{url}: {problem}"));
+            report.api = json!({"url": url, "ok": false, "error": error.kind(), "message": error.to_string()});
         }
     }
 }
