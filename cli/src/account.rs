@@ -83,7 +83,7 @@ fn check_phone(phone: &str) -> Result<(), String> {
 /// saved; the reason says what happened at the API. An ID that another account of this
 /// config already maps to is an existing Authy user (same phone), so it is left alone.
 fn undo_creation(client: &pam_authy::authy::AuthyClient, config: &Config, authy_id: AuthyId, problem: &str) -> String {
-    if let Some(other) = config.users.iter().find(|(_, entry)| entry.authy_id == authy_id).map(|(name, _)| name) {
+    if let Some(other) = config.users.iter().find(|(_, entry)| entry.authy_id == Some(authy_id)).map(|(name, _)| name) {
         return format!(
             "the mapping was not saved: {problem}; Authy answered ID {authy_id}, which {other} already uses, so it was left in place"
         );
