@@ -717,7 +717,12 @@ fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Tab
             _ => {
                 return Err(ConfigError::new(
                     path,
-                    format!("[users] {name}: unknown key (expected authy_id or offline_secret)"),
+                    match backend {
+                        Backend::Authy => format!("[users] {name}: unknown key (expected authy_id or offline_secret)"),
+                        Backend::Verify => format!(
+                            "[users] {name}: unknown key (expected verify_identity, totp_factor, phone, push_factor or offline_secret)"
+                        ),
+                    },
                 ));
             }
         }
@@ -1055,7 +1060,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
                 "[api]\napi_key = \"k\"\n[verify]\nservice_sid = \"VA0123456789abcdef0123456789abcdef\"\n".to_owned(),
                 "[verify] is set but [api] backend is \"authy\"",
             ),
-            (format!("{VERIFY}api_key = \"k\"\n"), "unknown field `api_key`"),
+            (format!("{VERIFY}api_key = \"k\"\n"), "line 7: unknown key"),
             (VERIFY.replace("[verify]", "api_key = \"k\"\n[verify]"), "[api] api_key is an Authy key"),
             (VERIFY.replace("[verify]", "api_key_file = \"/k\"\n[verify]"), "[api] api_key_file is an Authy key"),
             (VERIFY.replace("VA0123", "VX0123"), "service_sid must be VA"),
@@ -1066,7 +1071,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
             (VERIFY.replace("\"s3cret\"", "\"s3 cret\""), "[verify] api key secret must be"),
             (VERIFY.replace("\"s3cret\"", "42"), "api_key_secret must be a string"),
             ("[api]\nbackend = \"verify\"\n".to_owned(), "[verify] needs service_sid"),
-            ("[api]\nbackend = \"twilio\"\n".to_owned(), "unknown variant"),
+            ("[api]\nbackend = \"twilio\"\n".to_owned(), "[api] backend: unknown value (expected `authy` or `verify`)"),
             (format!("{VERIFY}[users]\nalice = 42\n"), "an Authy ID needs backend = \"authy\""),
             (
                 user(&format!("{identity}, authy_id = 1, totp_factor = \"YF0123456789abcdef0123456789abcdef\"")),
@@ -1095,7 +1100,10 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
                 "totp_factor must be YF",
             ),
             (user(&format!("{identity}, push_factor = \"YF0123\"")), "push_factor must be YF"),
-            (user(&format!("{identity}, totp = \"YF0123456789abcdef0123456789abcdef\"")), "unknown key \"totp\""),
+            (
+                user(&format!("{identity}, totp = \"YF0123456789abcdef0123456789abcdef\"")),
+                "unknown key (expected verify_identity, totp_factor",
+            ),
             (
                 "[api]\napi_key = \"k\"\n[users]\nalice = { authy_id = 1, phone = \"+15551234567\" }\n".to_owned(),
                 "phone needs [api] backend = \"verify\"",
