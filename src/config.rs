@@ -358,7 +358,7 @@ fn toml_problem(text: &str, error: &toml::de::Error) -> String {
         .lines()
         .take(line)
         .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
-        .filter(|t| ["api", "auth", "offline", "users"].contains(t))
+        .filter(|t| ["api", "verify", "auth", "offline", "users"].contains(t))
         .last();
     match (table, key) {
         (Some(table), Some(key)) => format!("line {line}: [{table}] {key}: {problem}"),
@@ -438,16 +438,26 @@ fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError>
 }
 
 fn authy_api_key(path: &Path, key: Option<toml::Value>, file: Option<PathBuf>) -> Result<(Secret, bool), ConfigError> {
-    Ok(match (key, file) {
+    secret_inline_or_file(path, ("[api]", "api_key", "api_key_file", "API key"), key, file)
+}
+
+/// A secret set inline (`names.1`) or in a file (`names.2`) of table `names.0`, exactly one
+/// of them; `names.3` says what it is. Also returns whether it was inline.
+fn secret_inline_or_file(
+    path: &Path,
+    names: (&str, &str, &str, &str),
+    inline: Option<toml::Value>,
+    file: Option<PathBuf>,
+) -> Result<(Secret, bool), ConfigError> {
+    let (table, key, file_key, what) = names;
+    Ok(match (inline, file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::new(path, "[api] sets both api_key and api_key_file; keep one"));
+            return Err(ConfigError::new(path, format!("{table} sets both {key} and {file_key}; keep one")));
         }
-        (None, None) => {
-            return Err(ConfigError::new(path, "[api] needs api_key or api_key_file"));
-        }
-        (Some(toml::Value::String(key)), None) => (Secret::new(key), true),
-        (Some(_), None) => return Err(ConfigError::new(path, "[api] api_key must be a string")),
-        (None, Some(file)) => (read_secret_file(path, "[api] api_key_file", &file, "API key")?, false),
+        (None, None) => return Err(ConfigError::new(path, format!("{table} needs {key} or {file_key}"))),
+        (Some(toml::Value::String(secret)), None) => (Secret::new(secret), true),
+        (Some(_), None) => return Err(ConfigError::new(path, format!("{table} {key} must be a string"))),
+        (None, Some(file)) => (read_secret_file(path, &format!("{table} {file_key}"), &file, what)?, false),
     })
 }
 
@@ -470,17 +480,8 @@ fn parse_verify(path: &Path, backend: Backend, raw: RawVerify) -> Result<(Option
             "[verify] api_key_sid must be SK (an API key) or AC (the account) followed by 32 lower-case hex digits",
         )
     })?;
-    let (api_key_secret, inline) = match (raw.api_key_secret, raw.api_key_secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(path, "[verify] sets both api_key_secret and api_key_secret_file; keep one"));
-        }
-        (None, None) => {
-            return Err(ConfigError::new(path, "[verify] needs api_key_secret or api_key_secret_file"));
-        }
-        (Some(toml::Value::String(secret)), None) => (Secret::new(secret), true),
-        (Some(_), None) => return Err(ConfigError::new(path, "[verify] api_key_secret must be a string")),
-        (None, Some(file)) => (read_secret_file(path, "[verify] api_key_secret_file", &file, "API key secret")?, false),
-    };
+    let names = ("[verify]", "api_key_secret", "api_key_secret_file", "API key secret");
+    let (api_key_secret, inline) = secret_inline_or_file(path, names, raw.api_key_secret, raw.api_key_secret_file)?;
     validate_api_key(path, "[verify] api key secret", &api_key_secret)?;
     Ok((Some(VerifyConfig { service_sid, api_key_sid, api_key_secret }), inline))
 }

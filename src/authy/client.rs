@@ -37,13 +37,7 @@ impl AuthyClient {
         key.set_sensitive(true);
         headers.insert("X-Authy-API-Key", key);
         headers.insert(reqwest::header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        let endpoint = Endpoint {
-            url: &config.url,
-            timeout: config.timeout,
-            ca_pem: config.ca_pem.as_deref(),
-            proxy: config.proxy.as_deref(),
-        };
-        let transport = Transport::new(&endpoint, anchors, headers)?;
+        let transport = Transport::new(&Endpoint::of(config), anchors, headers)?;
         Ok(AuthyClient { transport, api_key: config.api_key.clone() })
     }
 

@@ -33,6 +33,13 @@ pub struct Endpoint<'a> {
     pub proxy: Option<&'a str>,
 }
 
+impl<'a> Endpoint<'a> {
+    /// The endpoint `[api]` names (url, timeout, ca_file, proxy), for every backend.
+    pub fn of(api: &'a crate::config::ApiConfig) -> Endpoint<'a> {
+        Endpoint { url: &api.url, timeout: api.timeout, ca_pem: api.ca_pem.as_deref(), proxy: api.proxy.as_deref() }
+    }
+}
+
 /// Which certificates the transport trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchors {

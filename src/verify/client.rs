@@ -60,13 +60,7 @@ impl VerifyClient {
         headers.insert(reqwest::header::AUTHORIZATION, authorization);
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(reqwest::header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        let endpoint = Endpoint {
-            url: &api.url,
-            timeout: api.timeout,
-            ca_pem: api.ca_pem.as_deref(),
-            proxy: api.proxy.as_deref(),
-        };
-        Ok(VerifyClient { transport: Transport::new(&endpoint, anchors, headers)? })
+        Ok(VerifyClient { transport: Transport::new(&Endpoint::of(api), anchors, headers)? })
     }
 
     /// `GET /v2/Services/{sid}`: proves URL, TLS, credentials and service (`pam-authy check`).
