@@ -214,7 +214,8 @@ fn an_unreachable_api_follows_failmode_and_the_offline_fallback_exactly_as_authy
     let down = format!("https://127.0.0.1:{}", closed_port());
     let state = format!("[offline]\nstate_dir = \"{}\"\n", verify.dir.state_dir().display());
     verify.config_at(&down, &verify.totp_only(), &state);
-    let result = verify.login("svc", &mut answers(&["123456"]));
+    // The code, then Enter at the notice that the API cannot be reached (a prompt under sshd).
+    let result = verify.login("svc", &mut answers(&["123456", ""]));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
     verify.config_at(&down, &verify.totp_only(), &format!("[auth]\nfailmode = \"safe\"\n{state}"));
     let result = verify.login("svc", &mut answers(&["123456"]));
