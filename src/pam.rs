@@ -91,6 +91,68 @@ fn guarded(hook: impl FnOnce() -> PamError) -> PamError {
     catch_unwind(AssertUnwindSafe(hook)).unwrap_or(PamError::SERVICE_ERR)
 }
 
+/// SIGPIPE blocked while the module runs (on the calling thread; the HTTP client's runtime
+/// thread, created meanwhile, inherits the mask). A write to a connection the peer reset raises
+/// SIGPIPE, and it kills `su` and `login` (they leave it at its default); Linux has no
+/// per-socket opt-out that reqwest would let us set. Blocked, a SIGPIPE of the runtime thread
+/// dies with that thread, and one left pending on this thread by our I/O is consumed before the
+/// old mask comes back (one pending before is left alone).
+struct HostSignals {
+    old_mask: libc::sigset_t,
+    sigpipe_was_pending: bool,
+}
+
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for signal in signals {
+            libc::sigaddset(&mut set, *signal);
+        }
+        set
+    }
+}
+
+fn pending(signal: libc::c_int) -> bool {
+    // SAFETY: sigpending fills a local set; sigismember only reads it.
+    unsafe {
+        let mut pending = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigpending(&mut pending) == 0 && libc::sigismember(&pending, signal) == 1
+    }
+}
+
+impl HostSignals {
+    fn block() -> Option<HostSignals> {
+        let block = signal_set(&[libc::SIGPIPE]);
+        // SAFETY: zeroed is a valid sigset_t for pthread_sigmask to overwrite.
+        let mut old_mask = unsafe { std::mem::zeroed::<libc::sigset_t>() };
+        // SAFETY: valid sets; only this thread's mask changes.
+        if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old_mask) } != 0 {
+            return None;
+        }
+        Some(HostSignals { old_mask, sigpipe_was_pending: pending(libc::SIGPIPE) })
+    }
+}
+
+impl Drop for HostSignals {
+    fn drop(&mut self) {
+        if !self.sigpipe_was_pending {
+            let set = signal_set(&[libc::SIGPIPE]);
+            let now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // A zero timeout: takes a pending SIGPIPE if there is one, never waits.
+            while pending(libc::SIGPIPE) {
+                // SAFETY: valid set and timeout; no siginfo wanted.
+                if unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &now) } != libc::SIGPIPE {
+                    break;
+                }
+            }
+        }
+        // SAFETY: restores the mask saved in `block`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
+}
+
 /// The one place where outcomes become PAM codes.
 fn pam_code(outcome: Outcome) -> PamError {
     match outcome {
@@ -128,6 +190,8 @@ fn tty_item(handle: *const c_void) -> Option<String> {
 }
 
 fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
+    // Without the mask a reset connection could kill the host: fail closed.
+    let Some(_sigpipe_blocked) = HostSignals::block() else { return PamError::SERVICE_ERR };
     let args = ModuleArgs::parse(args);
     let log = Syslog { debug: args.as_ref().is_ok_and(|args| args.debug) };
     let user = match pamh.get_user(None) {
@@ -173,10 +237,17 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         log: &log,
     };
     // The edge loads the file; the flow only ever sees a parsed, validated config.
-    let decision = match args.and_then(|args| Config::load(&args.config_path).map(|config| (args, config))) {
+    let mut decision = match args.and_then(|args| Config::load(&args.config_path).map(|config| (args, config))) {
         Ok((args, config)) => flow::authenticate(&config, &args, &login, &mut deps),
         Err(error) => Decision::config_error(&error),
     };
+    // A real uid other than root (sudo, su started by a user) may signal this process and set
+    // its limits: stop it past the timeout, or until the server drops the connection. Nothing
+    // such a caller can cause may count as "unreachable", so fail-safe is not theirs to have.
+    if decision.outcome == Outcome::FailSafe && !nix::unistd::getuid().is_root() {
+        decision.outcome = Outcome::Unavailable;
+        decision.reason = format!("failmode_safe_refused_for_caller: {}", decision.reason);
+    }
     log.log(decision.log_level(), &decision.log_line(&login));
     pam_code(decision.outcome)
 }

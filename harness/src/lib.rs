@@ -46,6 +46,21 @@ pub fn run_as(command: &mut std::process::Command, uid: u32, gid: u32) {
     }
 }
 
+/// Makes this process look like sudo or su started by `uid`: real uid `uid`, effective and
+/// saved uid root (as a setuid-root program has them). Needs root.
+pub fn become_setuid_root_started_by(uid: u32) {
+    // SAFETY: a plain system call on this process's credentials.
+    let rc = unsafe { libc::setresuid(uid, 0, 0) };
+    assert_eq!(rc, 0, "setresuid: {}", std::io::Error::last_os_error());
+}
+
+/// Puts SIGPIPE back to its default action (death), as `su` and `login` leave it; Rust
+/// programs start with it ignored, which would hide a module that lets one through.
+pub fn default_sigpipe() {
+    // SAFETY: installs the default disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 pub fn code_name(code: i32) -> &'static str {
     match code {
         0 => "PAM_SUCCESS",

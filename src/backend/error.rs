@@ -22,6 +22,11 @@ pub enum ApiError {
     Rejected { status: u16, code: Option<String>, message: String },
     /// A reply that is not what the API documents: wrong status, shape, type or size.
     Protocol(String),
+    /// This host's own failure, not the network's: a descriptor or memory limit, a permission
+    /// (EMFILE, ENOMEM, EACCES...). Often within reach of the caller of sudo or su.
+    Local(String),
+    /// The configured proxy refused the tunnel (407, 403...): a configuration error.
+    ProxyRefused(String),
 }
 
 impl ApiError {
@@ -38,6 +43,8 @@ impl ApiError {
             ApiError::BadApiKey => "bad_api_key",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Rejected { .. } => "rejected",
+            ApiError::Local(_) => "local",
+            ApiError::ProxyRefused(_) => "proxy_refused",
             ApiError::Protocol(_) => "protocol",
         }
     }
@@ -61,6 +68,8 @@ impl fmt::Display for ApiError {
                 Ok(())
             }
             ApiError::Protocol(why) => write!(f, "unexpected API reply: {why}"),
+            ApiError::Local(why) => write!(f, "local failure (not the network): {why}"),
+            ApiError::ProxyRefused(why) => write!(f, "the proxy refused the tunnel: {why}"),
         }
     }
 }

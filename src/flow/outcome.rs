@@ -139,7 +139,7 @@ pub fn api_failure(error: &ApiError, failmode: FailMode) -> (Outcome, String) {
             FailMode::Secure => Outcome::Unavailable,
             FailMode::Safe => Outcome::FailSafe,
         },
-        ApiError::BadApiKey => Outcome::ServiceError,
+        ApiError::BadApiKey | ApiError::Local(_) | ApiError::ProxyRefused(_) => Outcome::ServiceError,
         ApiError::Tls(_) | ApiError::RateLimited(_) | ApiError::Rejected { .. } | ApiError::Protocol(_) => {
             Outcome::Denied
         }
@@ -151,7 +151,7 @@ pub fn api_failure(error: &ApiError, failmode: FailMode) -> (Outcome, String) {
 mod tests {
     use super::*;
 
-    fn every_kind() -> [ApiError; 6] {
+    fn every_kind() -> [ApiError; 8] {
         [
             ApiError::RateLimited("HTTP 429 error 60202".into()),
             ApiError::Unreachable("refused".into()),
@@ -159,6 +159,8 @@ mod tests {
             ApiError::BadApiKey,
             ApiError::Rejected { status: 429, code: Some("60003".into()), message: String::new() },
             ApiError::Protocol("html".into()),
+            ApiError::Local("EMFILE: Too many open files".into()),
+            ApiError::ProxyRefused("proxy authorization required".into()),
         ]
     }
 
@@ -171,7 +173,9 @@ mod tests {
                 ApiError::Unreachable(_) => {
                     assert_eq!((secure, safe), (Outcome::Unavailable, Outcome::FailSafe));
                 }
-                ApiError::BadApiKey => assert_eq!((secure, safe), (Outcome::ServiceError, Outcome::ServiceError)),
+                ApiError::BadApiKey | ApiError::Local(_) | ApiError::ProxyRefused(_) => {
+                    assert_eq!((secure, safe), (Outcome::ServiceError, Outcome::ServiceError), "{error:?}")
+                }
                 _ => assert_eq!((secure, safe), (Outcome::Denied, Outcome::Denied), "{error:?}"),
             }
         }

@@ -52,6 +52,8 @@ pub enum Anchors {
 pub struct Transport {
     http: Client,
     base: reqwest::Url,
+    /// The whole-request deadline, connect to the body's last byte.
+    timeout: Duration,
 }
 
 /// Builds the rustls configuration: the configured anchors, then (when asked) the system
@@ -94,7 +96,7 @@ impl Transport {
         };
         let http = builder.build().map_err(|e| ApiError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         let base = reqwest::Url::parse(endpoint.url).map_err(|e| ApiError::Protocol(format!("url: {e}")))?;
-        Ok(Transport { http, base })
+        Ok(Transport { http, base, timeout: endpoint.timeout })
     }
 
     /// The URL of `segments` under the base; each segment is percent-encoded by the URL
@@ -109,8 +111,11 @@ impl Transport {
     }
 
     /// Sends, reads at most `MAX_BODY_BYTES + 1` bytes, and classifies transport failures.
+    /// The client's `timeout` bounds each wait (each body read) on its own, so a body that
+    /// trickles in could go on for hours; the per-request timeout is reqwest's total one, from
+    /// connecting to the body's last byte, whatever the server does.
     fn send(&self, request: RequestBuilder) -> Result<(u16, Vec<u8>), ApiError> {
-        let response = request.send().map_err(classify)?;
+        let response = request.timeout(self.timeout).send().map_err(classify)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         response.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(|e| classify_io(&e))?;
@@ -177,6 +182,45 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     crate::sanitize::display_text(&text, 200)
 }
 
+/// Error numbers the network (or its absence) causes. Anything else from the OS (EMFILE,
+/// ENFILE, ENOMEM, ENOBUFS, EACCES, EPERM, EAGAIN...) is this host's own trouble, often within
+/// reach of the unprivileged caller of sudo or su (rlimits), and never "unreachable".
+const NETWORK_ERRNOS: &[i32] = &[
+    libc::ECONNREFUSED,
+    libc::ECONNRESET,
+    libc::ECONNABORTED,
+    libc::ENETUNREACH,
+    libc::ENETDOWN,
+    libc::ENETRESET,
+    libc::EHOSTUNREACH,
+    libc::EHOSTDOWN,
+    libc::ETIMEDOUT,
+    libc::EPIPE,
+    libc::ENOTCONN,
+];
+
+/// The first OS error in the chain that is not a network one, if any.
+fn local_failure_in(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        if let Some(errno) = io.raw_os_error().filter(|e| !NETWORK_ERRNOS.contains(e)) {
+            return Some(errno);
+        }
+        if let Some(found) = io.get_ref().and_then(|inner| local_failure_in(inner)) {
+            return Some(found);
+        }
+    }
+    error.source().and_then(local_failure_in)
+}
+
+/// True when a proxy answered the CONNECT with a refusal (407, 403 or any status but 200).
+/// hyper-util keeps its tunnel error private and passes no status on, so it is recognised by
+/// name; a proxy that cannot reach the API (502) is counted as a refusal too: fail closed.
+fn proxy_refusal_in(error: &(dyn std::error::Error + 'static)) -> bool {
+    let name = format!("{error:?}");
+    ["ProxyAuthRequired", "TunnelUnsuccessful", "ProxyHeadersTooLong"].contains(&name.as_str())
+        || error.source().is_some_and(proxy_refusal_in)
+}
+
 /// True when the chain holds a failure the network itself can cause (a reset, an EOF without
 /// TLS close_notify, a timeout). A reply that is not HTTP, or a body cut short after a clean
 /// TLS close, can only come from the authenticated peer: that is a bad reply, not an outage.
@@ -188,7 +232,7 @@ fn network_failure_in(error: &(dyn std::error::Error + 'static)) -> bool {
         return true;
     }
     if let Some(io) = error.downcast_ref::<std::io::Error>() {
-        let network = io.raw_os_error().is_some()
+        let network = io.raw_os_error().is_some_and(|e| NETWORK_ERRNOS.contains(&e))
             || matches!(
                 io.kind(),
                 ErrorKind::UnexpectedEof
@@ -213,15 +257,29 @@ fn classify(error: reqwest::Error) -> ApiError {
     if let Some(tls) = tls_error_in(&error) {
         return ApiError::Tls(tls);
     }
+    if let Some(errno) = local_failure_in(&error) {
+        return ApiError::Local(describe_errno(errno));
+    }
+    if proxy_refusal_in(&error) {
+        return ApiError::ProxyRefused(describe(&error));
+    }
     if error.is_timeout() || error.is_connect() || network_failure_in(&error) {
         return ApiError::Unreachable(describe(&error));
     }
     ApiError::Protocol(describe(&error))
 }
 
+fn describe_errno(errno: i32) -> String {
+    let errno = nix::errno::Errno::from_raw(errno);
+    format!("{errno}: {}", errno.desc())
+}
+
 fn classify_io(error: &std::io::Error) -> ApiError {
     if let Some(tls) = tls_error_in(error) {
         return ApiError::Tls(tls);
+    }
+    if let Some(errno) = local_failure_in(error) {
+        return ApiError::Local(describe_errno(errno));
     }
     if network_failure_in(error) {
         return ApiError::Unreachable(describe(error));

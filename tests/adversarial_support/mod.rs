@@ -160,6 +160,19 @@ impl Tripwire {
     }
 }
 
+/// How a `RawServer` treats each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Reads the request head and writes the response at once.
+    Answer,
+    /// Writes the response head at once, then the body one byte per interval.
+    Trickle { head_len: usize, interval: Duration },
+    /// Completes the TLS handshake, then resets the connection (RST, SO_LINGER 0).
+    ResetAfterHandshake,
+    /// Reads the request head, then resets the connection.
+    ResetAfterRequest,
+}
+
 /// An HTTPS server on loopback that answers every request with the same raw bytes (status
 /// line, headers and body exactly as given) and records each request line.
 pub struct RawServer {
@@ -171,6 +184,10 @@ pub struct RawServer {
 
 impl RawServer {
     pub fn start(response: Vec<u8>) -> RawServer {
+        RawServer::start_with(response, Behaviour::Answer)
+    }
+
+    pub fn start_with(response: Vec<u8>, behaviour: Behaviour) -> RawServer {
         let ca = TestCa::generate("adversarial raw server CA").expect("CA");
         let leaf = ca.issue(&["localhost", "127.0.0.1"], Validity::Current).expect("leaf");
         let certs: Vec<CertificateDer<'static>> =
@@ -191,6 +208,17 @@ impl RawServer {
         let thread = accept_loop(listener, stop.clone(), move |stream| {
             let Ok(connection) = rustls::ServerConnection::new(config.clone()) else { return };
             let mut tls = rustls::StreamOwned::new(connection, stream);
+            let reset = |tls: rustls::StreamOwned<rustls::ServerConnection, TcpStream>| {
+                let _ = socket2::SockRef::from(&tls.sock).set_linger(Some(Duration::ZERO));
+            };
+            if behaviour == Behaviour::ResetAfterHandshake {
+                while tls.conn.is_handshaking() {
+                    if tls.conn.complete_io(&mut tls.sock).is_err() {
+                        return;
+                    }
+                }
+                return reset(tls);
+            }
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
             while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -201,6 +229,23 @@ impl RawServer {
             }
             let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
             seen.lock().expect("requests").push(line);
+            match behaviour {
+                Behaviour::ResetAfterRequest => return reset(tls),
+                Behaviour::Trickle { head_len, interval } => {
+                    let _ = tls.write_all(&response[..head_len]);
+                    let _ = tls.flush();
+                    for byte in &response[head_len..] {
+                        std::thread::sleep(interval);
+                        if tls.write_all(std::slice::from_ref(byte)).and_then(|()| tls.flush()).is_err() {
+                            return;
+                        }
+                    }
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    return;
+                }
+                Behaviour::Answer | Behaviour::ResetAfterHandshake => {}
+            }
             let _ = tls.write_all(&response);
             let _ = tls.flush();
             tls.conn.send_close_notify();
