@@ -416,6 +416,7 @@ fn a_mapped_user_outside_the_break_glass_group_is_refused_while_the_config_is_br
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn without_an_offline_secret_the_user_is_told_that_authy_cannot_be_reached() {
     let test = "without_an_offline_secret_the_user_is_told_that_authy_cannot_be_reached";
     if !e2e::enabled(test) {

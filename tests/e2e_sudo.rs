@@ -288,6 +288,7 @@ fn a_mapped_user_outside_the_break_glass_group_is_refused_sudo_while_the_config_
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn sudo_says_that_authy_cannot_be_reached_when_there_is_no_offline_secret() {
     let test = "sudo_says_that_authy_cannot_be_reached_when_there_is_no_offline_secret";
     if !e2e::enabled(test) {
