@@ -78,9 +78,33 @@ fn parse_answer(text: &str, offered: &[Word]) -> Answer {
 }
 
 impl Session<'_, '_> {
+    /// The words still honoured: none once the channel requests are used up, so the prompt
+    /// stops offering what would only be refused.
+    fn words(&self) -> &[Word] {
+        if self.channel_requests >= MAX_CHANNEL_REQUESTS { &[] } else { self.backend.words() }
+    }
+
+    /// The complaint when a word is typed after the requests ran out.
+    fn no_more_requests(&self) -> String {
+        let requests = alternatives(self.backend.words(), |word| match word {
+            Word::Push => "push",
+            Word::Channel(Channel::Sms) => "SMS",
+            Word::Channel(Channel::Call) => "call",
+        });
+        format!("No more {requests} requests for this login; type a token.")
+    }
+
     pub(super) fn prompt_loop(&mut self) -> Decision {
+        // Every round costs a try or a channel request; this bound only backs that rule up, so
+        // that no answer can hold the application (sshd's pre-auth slot) in the loop.
+        let max_rounds = self.config.auth.max_tries + MAX_CHANNEL_REQUESTS;
+        let mut rounds = 0;
         while self.tries_left() {
-            let prompt = code_prompt(self.config.api.backend, self.backend.words());
+            rounds += 1;
+            if rounds > max_rounds {
+                return self.decision(Outcome::MaxTries, "too_many_rounds");
+            }
+            let prompt = code_prompt(self.config.api.backend, self.words());
             let text = match self.deps.conversation.prompt(&prompt, false) {
                 Ok(text) => text,
                 Err(ConvError) => return self.conversation_failed(),
@@ -94,9 +118,13 @@ impl Session<'_, '_> {
 
     /// Acts on one answer typed at the token prompt (or at the push prompt).
     pub(super) fn answer(&mut self, text: &Secret) -> ControlFlow<Decision> {
-        match parse_answer(text.expose(), self.backend.words()) {
+        match parse_answer(text.expose(), self.words()) {
+            Answer::Invalid if parse_answer(text.expose(), self.backend.words()) != Answer::Invalid => {
+                let complaint = self.no_more_requests();
+                self.failed_try(&complaint)
+            }
             Answer::Invalid => {
-                let words = alternatives(self.backend.words(), Word::as_str);
+                let words = alternatives(self.words(), Word::as_str);
                 let complaint = if words.is_empty() {
                     "Invalid token: type the 6 to 8 digits shown by Authy.".to_owned()
                 } else {
@@ -177,14 +205,9 @@ impl Session<'_, '_> {
     /// left (`Continue(false)`).
     pub(super) fn take_channel_request(&mut self) -> ControlFlow<Decision, bool> {
         if self.channel_requests >= MAX_CHANNEL_REQUESTS {
-            let requests = alternatives(self.backend.words(), |word| match word {
-                Word::Push => "push",
-                Word::Channel(Channel::Sms) => "SMS",
-                Word::Channel(Channel::Call) => "call",
-            });
-            let complaint = format!("No more {requests} requests for this login; type a token.");
-            let sent = self.deps.conversation.error(&complaint);
-            self.shown(sent)?;
+            // A refused request costs a try, so that asking again cannot loop for free.
+            let complaint = self.no_more_requests();
+            self.failed_try(&complaint)?;
             return ControlFlow::Continue(false);
         }
         self.channel_requests += 1;
@@ -432,14 +455,36 @@ mod tests {
             Step::Info("Call started"),
             Step::Prompt("Authy token", "sms"),
             Step::Info("SMS sent"),
-            Step::Prompt("Authy token", "sms"),
+            Step::Prompt("Authy token: ", "sms"),
             Step::Error("No more push, SMS or call requests"),
-            Step::Prompt("Authy token", "push"),
+            Step::Prompt("Authy token: ", "push"),
             Step::Error("No more push, SMS or call requests"),
-            Step::PromptFails("Authy token"),
+            Step::PromptFails("Authy token: "),
         ];
         let decision = run_with(&config("failmode = \"safe\""), &args(&[]), "alice", &steps, &api);
         assert_eq!(decision.outcome, Outcome::ConversationError);
+        assert_eq!(api.channels.borrow().len(), 3);
+        assert_eq!(decision.failed_tries, 2, "each refused word costs a try");
+    }
+
+    #[test]
+    fn words_typed_after_the_requests_ran_out_cost_a_try_and_are_no_longer_offered() {
+        let api = ScriptedApi {
+            channel_replies: RefCell::new(vec![Ok(ChannelReceipt { cellphone: None }); 3].into()),
+            ..ScriptedApi::default()
+        };
+        let steps = [
+            Step::Prompt("(or type push, sms or call)", "sms"),
+            Step::Info("SMS sent"),
+            Step::Prompt("(or type push, sms or call)", "sms"),
+            Step::Info("SMS sent"),
+            Step::Prompt("(or type push, sms or call)", "sms"),
+            Step::Info("SMS sent"),
+            Step::Prompt("Authy token: ", "push"),
+        ];
+        let decision = run_with(&config("max_tries = 1"), &args(&[]), "alice", &steps, &api);
+        assert_eq!(decision.outcome, Outcome::MaxTries);
+        assert_eq!(decision.failed_tries, 1);
         assert_eq!(api.channels.borrow().len(), 3);
     }
 
