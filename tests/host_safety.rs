@@ -77,7 +77,8 @@ fn a_body_that_trickles_in_is_cut_at_the_timeout() {
     let dir = TestDir::new();
     raw_config(&dir, &server, "");
     let started = Instant::now();
-    let result = dir.authenticate("svc", &current_user(), &mut answers(&["1234567"]));
+    // The token, then Enter at the notice that Authy cannot be reached.
+    let result = dir.authenticate("svc", &current_user(), &mut answers(&["1234567", ""]));
     let elapsed = started.elapsed();
     eprintln!(
         "host-safety trickle: login took {} ms with timeout_secs = 1 (the body alone takes {} ms)",
