@@ -54,6 +54,9 @@ fn current_user() -> Result<String, String> {
 }
 
 pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
+    if !pam_harness::confdir_supported() {
+        return Err(pam_harness::NO_CONFDIR.to_owned());
+    }
     let module = find_module(module)?;
     let user = current_user()?;
     let api_key = sandbox_api_key(getrandom::fill)?;

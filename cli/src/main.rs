@@ -144,7 +144,8 @@ enum Command {
         /// The PAM service (stack file name) to run.
         #[arg(long, value_name = "NAME", default_value = pamtest::DEFAULT_SERVICE)]
         service: String,
-        /// Read the stack from this directory instead of /etc/pam.d.
+        /// Read the stack from this directory instead of /etc/pam.d (needs Linux-PAM 1.4 or
+        /// later, which has pam_start_confdir).
         #[arg(long, value_name = "DIR")]
         confdir: Option<PathBuf>,
         /// Set PAM_RHOST, the remote host the login seems to come from.
@@ -157,6 +158,9 @@ enum Command {
         json: JsonFlag,
     },
     /// Start a local Authy sandbox and log in through real libpam with the built module.
+    ///
+    /// Needs Linux-PAM 1.4 or later (pam_start_confdir): older libpams (RHEL 8, Ubuntu
+    /// 20.04, Amazon Linux 2) only run stacks from /etc/pam.d; use `test` there.
     Demo {
         /// Answer the prompt with the sandbox's token and print the PAM result.
         #[arg(long)]

@@ -37,6 +37,9 @@ pub fn run(args: &TestArgs) -> Outcome {
     if args.service.is_empty() || args.service.contains('/') || args.service.starts_with('.') {
         return Err(format!("--service {:?} is not a PAM service name", args.service).into());
     }
+    if args.confdir.is_some() && !pam_harness::confdir_supported() {
+        return Err(pam_harness::NO_CONFDIR.into());
+    }
     let dir = args.confdir.clone().unwrap_or_else(|| PathBuf::from(SYSTEM_PAM_DIR));
     let stack = dir.join(&args.service);
     if !stack.is_file() {

@@ -1,11 +1,16 @@
 //! The application side of libpam, for the project's tests, benchmarks, the demo and
 //! `pam-authy test`: start a transaction (`pam_start_confdir`, so no file under /etc/pam.d is
-//! needed), set PAM items, answer the conversation from a Rust closure, run
+//! needed, or `pam_start` for the system's stacks), set PAM items, answer the conversation from a Rust closure, run
 //! `pam_authenticate` and report the PAM code with a transcript of the conversation.
 //!
 //! This crate is test and tooling support; the module itself never links it. With
 //! `src/pam.rs` it is the only place `unsafe` is allowed (the workspace denies it elsewhere):
 //! the libpam calls, the scanning allocator of the zeroing tests, and `run_as`.
+//!
+//! `pam_start_confdir` came with Linux-PAM 1.4 (symbol version LIBPAM_1.4); RHEL 8, Ubuntu
+//! 20.04 and Amazon Linux 2 have older libpams. It is looked up at run time, so the portable
+//! CLI links only LIBPAM_1.0 symbols and starts everywhere; without it, only the system's
+//! /etc/pam.d stacks can be run.
 #![allow(unsafe_code)]
 
 pub mod scanning;
@@ -183,15 +188,17 @@ struct PamConv {
     appdata_ptr: *mut c_void,
 }
 
+type StartConfdir = unsafe extern "C" fn(
+    service: *const c_char,
+    user: *const c_char,
+    conv: *const PamConv,
+    confdir: *const c_char,
+    pamh: *mut *mut c_void,
+) -> c_int;
+
 #[link(name = "pam")]
 unsafe extern "C" {
-    fn pam_start_confdir(
-        service: *const c_char,
-        user: *const c_char,
-        conv: *const PamConv,
-        confdir: *const c_char,
-        pamh: *mut *mut c_void,
-    ) -> c_int;
+    fn pam_start(service: *const c_char, user: *const c_char, conv: *const PamConv, pamh: *mut *mut c_void) -> c_int;
     fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_get_item(pamh: *const c_void, item_type: c_int, item: *mut *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
@@ -279,13 +286,37 @@ fn free_replies(replies: *mut PamResponse, count: usize) {
     unsafe { libc::free(replies as *mut c_void) };
 }
 
+/// What cannot be done where libpam lacks `pam_start_confdir`, for the CLI's messages.
+pub const NO_CONFDIR: &str = "this system's libpam has no pam_start_confdir (Linux-PAM 1.4 or later): \
+a PAM stack outside /etc/pam.d cannot be run here, so `pam-authy demo` and `pam-authy test --confdir` \
+are unavailable; `pam-authy test --service NAME` runs /etc/pam.d/NAME";
+
+/// Whether this process's libpam can run a stack from a directory of our choosing.
+pub fn confdir_supported() -> bool {
+    start_confdir().is_some()
+}
+
+fn start_confdir() -> Option<StartConfdir> {
+    lookup_start_confdir(c"pam_start_confdir")
+}
+
+fn lookup_start_confdir(name: &CStr) -> Option<StartConfdir> {
+    // SAFETY: dlsym with a NUL-terminated name over the objects already loaded (libpam is).
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    if symbol.is_null() {
+        return None;
+    }
+    // SAFETY: Linux-PAM's pam_start_confdir has exactly the signature of StartConfdir.
+    Some(unsafe { std::mem::transmute::<*mut c_void, StartConfdir>(symbol) })
+}
+
 fn cstring(text: &str) -> Result<CString, String> {
     CString::new(text).map_err(|_| format!("{text:?} holds a NUL byte"))
 }
 
 /// Runs one `pam_authenticate` for `user` with the stack `service` from `confdir` (or the
 /// system's /etc/pam.d when `confdir` is None), answering with `responder`.
-/// Err carries the code of a failed `pam_start_confdir` or a message.
+/// Err carries the code of a failed `pam_start*`, [`NO_CONFDIR`] or a message.
 pub fn authenticate(
     confdir: Option<&Path>,
     service: &str,
@@ -293,6 +324,20 @@ pub fn authenticate(
     items: &Items,
     responder: &mut dyn FnMut(&Message) -> Reply,
 ) -> Result<AuthResult, String> {
+    authenticate_with(start_confdir(), confdir, service, user, items, responder)
+}
+
+fn authenticate_with(
+    start_confdir: Option<StartConfdir>,
+    confdir: Option<&Path>,
+    service: &str,
+    user: &str,
+    items: &Items,
+    responder: &mut dyn FnMut(&Message) -> Reply,
+) -> Result<AuthResult, String> {
+    if confdir.is_some() && start_confdir.is_none() {
+        return Err(NO_CONFDIR.to_owned());
+    }
     let service_c = cstring(service)?;
     let user_c = cstring(user)?;
     let confdir_c = match confdir {
@@ -302,18 +347,17 @@ pub fn authenticate(
     let mut state = ConvState { responder, transcript: Vec::new(), panic: None };
     let conv = PamConv { conv: conversation, appdata_ptr: &mut state as *mut ConvState as *mut c_void };
     let mut handle: *mut c_void = std::ptr::null_mut();
-    // SAFETY: valid C strings and out-pointer; conv and state outlive the handle.
-    let rc = unsafe {
-        pam_start_confdir(
-            service_c.as_ptr(),
-            user_c.as_ptr(),
-            &conv,
-            confdir_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            &mut handle,
-        )
+    let (rc, started_by) = match (&confdir_c, start_confdir) {
+        // SAFETY: valid C strings and out-pointer; conv and state outlive the handle.
+        (Some(dir), Some(start)) => (
+            unsafe { start(service_c.as_ptr(), user_c.as_ptr(), &conv, dir.as_ptr(), &mut handle) },
+            "pam_start_confdir",
+        ),
+        // SAFETY: as above.
+        _ => (unsafe { pam_start(service_c.as_ptr(), user_c.as_ptr(), &conv, &mut handle) }, "pam_start"),
     };
     if rc != PAM_SUCCESS || handle.is_null() {
-        return Err(format!("pam_start_confdir failed: {} ({rc})", code_name(rc)));
+        return Err(format!("{started_by} failed: {} ({rc})", code_name(rc)));
     }
     let set = |item: c_int, value: &Option<String>| -> Result<(), String> {
         if let Some(value) = value {
@@ -330,14 +374,14 @@ pub fn authenticate(
         .and_then(|()| set(PAM_TTY, &items.tty))
         .and_then(|()| set(PAM_RUSER, &items.ruser));
     if let Err(error) = prepared {
-        // SAFETY: the handle from pam_start_confdir, ended once.
+        // SAFETY: the handle from pam_start*, ended once.
         unsafe { pam_end(handle, PAM_SYSTEM_ERR) };
         return Err(error);
     }
     // SAFETY: a started handle.
     let code = unsafe { pam_authenticate(handle, 0) };
     let user_after = string_item(handle, PAM_USER);
-    // SAFETY: the handle from pam_start_confdir, ended once.
+    // SAFETY: the handle from pam_start*, ended once.
     unsafe { pam_end(handle, code) };
     if let Some(panic) = state.panic.take() {
         std::panic::resume_unwind(panic);
@@ -418,4 +462,29 @@ pub fn closed_port() -> u16 {
         (socket, port)
     })
     .1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_libpam_has_pam_start_confdir() {
+        assert!(confdir_supported(), "Debian 12's Linux-PAM 1.5 exports pam_start_confdir");
+    }
+
+    #[test]
+    fn a_missing_symbol_is_none() {
+        assert!(lookup_start_confdir(c"pam_start_confdir_which_no_libpam_has").is_none());
+    }
+
+    #[test]
+    fn without_pam_start_confdir_a_confdir_stack_is_refused_with_the_reason() {
+        let mut responder = |_: &Message| -> Reply { panic!("nothing may be asked") };
+        let error =
+            authenticate_with(None, Some(Path::new("/nonexistent")), "x", "root", &Items::default(), &mut responder)
+                .expect_err("no pam_start_confdir");
+        assert_eq!(error, NO_CONFDIR);
+        assert!(error.contains("pam-authy demo") && error.contains("--confdir"), "{error}");
+    }
 }
