@@ -39,7 +39,7 @@ fn main() {
         "pam_authy benchmark ({} mode, {runs} runs per row, interleaved with its baseline)",
         if smoke { "smoke" } else { "full" }
     );
-    // `--only offline|online|push` runs one part (while optimising); the report needs all.
+    // `--only offline|online|push|portable` runs one part (while optimising); the report needs all.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
     let wanted = |part: &str| only.is_none_or(|o| o == part);
     // The offline rows load pam_google_authenticator.so into this process, after which every
@@ -51,11 +51,20 @@ fn main() {
     if wanted("push") {
         table.extend(bench.push(if smoke { 2 } else { 20 }));
     }
+    // `--portable PATH`: the portable build's libpam_authy.so (scripts/build-portable) beside
+    // this run's module.
+    let portable = args.iter().position(|a| a == "--portable").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let mut portable_size = None;
+    if let Some(portable) = portable.filter(|_| wanted("portable")) {
+        table.push(bench.portable(runs, &portable));
+        portable_size = Some(bench.portable_size(&portable));
+    }
     if wanted("offline") {
         table.extend(bench.offline(runs));
     }
     let footprint = bench.footprint();
-    let report = render(&table, &footprint);
+    let mut report = render(&table, &footprint);
+    report.extend(portable_size);
     println!("\n{report}");
     let out = bench
         .module
@@ -265,6 +274,45 @@ impl Bench {
             });
         }
         rows
+    }
+
+    /// The same online login through the portable build and through this run's module,
+    /// alternately, each with a token of a time step no other login used.
+    fn portable(&self, runs: usize, portable: &Path) -> Row {
+        let config = self.config("portable.toml", &self.sandbox.url());
+        self.service("native-online", &format!("{} config={}", self.module.display(), config.display()));
+        self.service("portable-online", &format!("{} config={}", portable.display(), config.display()));
+        let (mut native, mut zig) = (Vec::new(), Vec::new());
+        for i in 0..runs + 3 {
+            for (service, samples) in [("portable-online", &mut zig), ("native-online", &mut native)] {
+                let t = self.fresh_time();
+                self.sandbox.set_clock(Some(t));
+                let token = self.sandbox.token_at(self.authy_id, t).expect("token");
+                let (elapsed, code) = self.run(service, vec![token]);
+                assert_eq!(code, PAM_SUCCESS, "{service}");
+                if i >= 3 {
+                    samples.push(elapsed);
+                }
+            }
+        }
+        self.sandbox.set_clock(None);
+        Row {
+            what: "online path through the portable build (glibc 2.17, cargo-zigbuild), local sandbox".into(),
+            ours: stats(&mut zig),
+            baseline_name: format!("the same login through {}", self.module.display()),
+            baseline: Some(stats(&mut native)),
+            goal: "ratio ≤ 1.1".into(),
+        }
+    }
+
+    fn portable_size(&self, portable: &Path) -> String {
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let (zig, native) = (size(portable), size(&self.module));
+        format!(
+            "| .so size, portable build | {zig} bytes | {} | {native} bytes | {:.3} | ≤ 1.05 |\n",
+            self.module.display(),
+            zig as f64 / native.max(1) as f64
+        )
     }
 
     /// Loopback first, where the fixed cost of being a PAM module shows most; then with the

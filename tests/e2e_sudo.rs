@@ -371,13 +371,20 @@ fn the_debian_profile_puts_authy_after_the_password_in_common_auth() {
 /// Not root-only: a new file in pam.d-examples must come with a test that installs it.
 #[test]
 fn every_shipped_example_is_used_by_an_end_to_end_test() {
-    let sources = [include_str!("e2e_sshd.rs"), include_str!("e2e_sudo.rs")];
-    let mut names: Vec<String> = std::fs::read_dir(e2e::EXAMPLES)
-        .expect("pam.d-examples")
-        .map(|entry| entry.expect("entry").file_name().into_string().expect("utf-8 name"))
-        .collect();
+    let sources = [include_str!("e2e_sshd.rs"), include_str!("e2e_sudo.rs"), include_str!("e2e_rhel.rs")];
+    let file_names = |dir: &std::path::Path, prefix: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .expect("pam.d-examples")
+            .map(|entry| entry.expect("entry"))
+            .filter(|entry| entry.file_type().expect("file type").is_file())
+            .map(|entry| format!("{prefix}{}", entry.file_name().into_string().expect("utf-8 name")))
+            .collect()
+    };
+    let examples = std::path::Path::new(e2e::EXAMPLES);
+    let mut names = file_names(examples, "");
+    names.extend(file_names(&examples.join("rhel"), "rhel/"));
     names.sort();
-    assert!(names.len() >= 9, "{names:?}");
+    assert!(names.len() >= 11, "{names:?}");
     let unused: Vec<&String> =
         names.iter().filter(|name| !sources.iter().any(|s| s.contains(&format!("\"{name}\"")))).collect();
     assert!(unused.is_empty(), "examples no end-to-end test installs: {unused:?}");

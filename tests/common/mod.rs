@@ -8,8 +8,13 @@ use pam_harness::{AuthResult, Items, Message, Reply};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The cdylib built by this very `cargo test` run (deps/) or by `cargo build` (uplifted).
+/// The cdylib built by this very `cargo test` run (deps/) or by `cargo build` (uplifted),
+/// or the one PAM_AUTHY_TEST_MODULE names (CI runs the portable build through the tests).
 pub fn module_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("PAM_AUTHY_TEST_MODULE") {
+        let path = PathBuf::from(path);
+        return path.canonicalize().unwrap_or_else(|e| panic!("PAM_AUTHY_TEST_MODULE={}: {e}", path.display()));
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
     for candidate in [deps.join("libpam_authy.so"), deps.join("../libpam_authy.so")] {
