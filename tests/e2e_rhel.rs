@@ -16,11 +16,16 @@ mod e2e;
 
 use authy_sandbox::Sandbox;
 use common::{TestDir, config_for, sandbox};
-use e2e::{Askpass, LOGIN_MARKER, Run, Sshd, TestUser, install_example, key_pair, report_timing, ssh};
+use e2e::{
+    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, install_example, key_pair, point_break_glass_at,
+    report_timing, ssh,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const RHEL_INCLUDES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rhel-pam.d");
+/// A config the module refuses (a misspelt key): only the break-glass group gets in.
+const BROKEN_CONFIG: &str = "[auth]\nmax_tires = 3";
 
 /// `example` (under pam.d-examples/) installed as `service` in a copy of the host's pam.d
 /// on which RHEL's include files replace the host's.
@@ -54,6 +59,7 @@ struct SshCase {
     askpass: Askpass,
     key: PathBuf,
     _dir: TestDir,
+    pam_d: PathBuf,
 }
 
 impl SshCase {
@@ -67,7 +73,7 @@ impl SshCase {
         user.authorize_key(&key.with_extension("pub"));
         let sshd = Sshd::start(&dir, &pam_d, "sshd_config-publickey.conf", &user.name);
         let askpass = Askpass::new(&dir);
-        SshCase { sshd, user, sandbox, id, askpass, key, _dir: dir }
+        SshCase { sshd, user, sandbox, id, askpass, key, _dir: dir, pam_d }
     }
 
     fn login(&self, test: &str) -> Run {
@@ -201,7 +207,11 @@ fn rhel_include_files_cannot_simply_precede_pam_authy() {
     };
     std::fs::write(case.pam_d.join("sudo"), stack("include")).expect("write stack");
     let run = case.sudo(test, &format!("{}\n", case.user.password()));
-    assert!(run.ok() && !run.stderr.contains("Authy"), "include: the password alone ran the command:\n{}", run.output());
+    assert!(
+        run.ok() && !run.stderr.contains("Authy"),
+        "include: the password alone ran the command:\n{}",
+        run.output()
+    );
 
     std::fs::write(case.pam_d.join("sudo"), stack("substack")).expect("write stack");
     let run = case.sudo(test, "not-it-1\nnot-it-2\nnot-it-3\n");
@@ -219,25 +229,26 @@ fn authselect_recipe_command() -> String {
 
 /// RHEL's stock sshd stack over password-auth and system-auth edited by the recipe, with
 /// the password stack's sshd_config.
-fn authselect_case() -> SshCase {
+fn authselect_case(extra: &str) -> SshCase {
     let user = TestUser::with_password();
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
-    mapped_config(&dir, &sandbox, &user.name, id, "[auth]\nmax_tries = 1");
+    mapped_config(&dir, &sandbox, &user.name, id, extra);
     let pam_d = rhel_pam_d(&dir, "sshd", "rhel/sshd");
     std::fs::copy(Path::new(RHEL_INCLUDES).join("sshd"), pam_d.join("sshd")).expect("stock sshd");
     let edit = Command::new("sh").arg("-c").arg(authselect_recipe_command()).current_dir(&pam_d).output().expect("sh");
     assert!(edit.status.success(), "the recipe's sed failed: {}", String::from_utf8_lossy(&edit.stderr));
     for name in ["system-auth", "password-auth"] {
         let text = std::fs::read_to_string(pam_d.join(name)).expect("read");
-        assert_eq!(text.matches("pam_authy.so").count(), 1, "the recipe adds one line to {name}:\n{text}");
+        assert_eq!(text.matches("pam_authy.so").count(), 1, "the recipe adds one Authy line to {name}:\n{text}");
+        assert_eq!(text.matches("pam_authy-exempt").count(), 1, "and one break-glass line:\n{text}");
         assert!(text.contains("requisite                                    pam_unix.so nullok\n"), "{text}");
         std::fs::write(pam_d.join(name), e2e::point_at_test_module(&text, &dir.config_path())).expect("write");
     }
     let key = key_pair(dir.path(), "client_key");
     let sshd = Sshd::start(&dir, &pam_d, "sshd_config-password.conf", &user.name);
     let askpass = Askpass::new(&dir);
-    SshCase { sshd, user, sandbox, id, askpass, key, _dir: dir }
+    SshCase { sshd, user, sandbox, id, askpass, key, _dir: dir, pam_d }
 }
 
 #[test]
@@ -246,7 +257,7 @@ fn authselect_recipe_asks_the_password_then_the_token_under_the_stock_sshd_stack
     if !e2e::enabled(test) {
         return;
     }
-    let case = authselect_case();
+    let case = authselect_case("");
     case.askpass.answer("password", &[case.user.password()]);
     case.askpass.answer("token", &[&case.sandbox.current_token(case.id).expect("token")]);
     let run = case.login(test);
@@ -262,7 +273,7 @@ fn authselect_recipe_refuses_a_right_password_with_a_wrong_token() {
     if !e2e::enabled(test) {
         return;
     }
-    let case = authselect_case();
+    let case = authselect_case("[auth]\nmax_tries = 1");
     case.askpass.answer("password", &[case.user.password()]);
     case.askpass.answer("token", &[&wrong(&case.sandbox.current_token(case.id).expect("token"))]);
     let run = case.login(test);
@@ -276,11 +287,45 @@ fn authselect_recipe_never_asks_authy_after_a_wrong_password() {
     if !e2e::enabled(test) {
         return;
     }
-    let case = authselect_case();
+    let case = authselect_case("[auth]\nmax_tries = 1");
     case.askpass.answer("password", &["not-the-password"]);
     case.askpass.answer("token", &[&case.sandbox.current_token(case.id).expect("token")]);
     let run = case.login(test);
     assert!(!run.ok() && !run.stdout.contains(LOGIN_MARKER), "the login must fail:\n{}", case.explain(&run));
     assert!(case.askpass.prompts().iter().all(|p| !p.contains("Authy")), "{:#?}", case.askpass.prompts());
     assert!(api_calls(&case.sandbox).is_empty(), "no API call: {:?}", api_calls(&case.sandbox));
+}
+
+#[test]
+fn rhel_sudo_stack_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken() {
+    let test = "rhel_sudo_stack_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = SudoCase::new(BROKEN_CONFIG);
+    let refused = case.sudo(test, &format!("{}\n{}\n", case.user.password(), case.token()));
+    assert!(!refused.ok() && !refused.stdout.contains(LOGIN_MARKER), "broken config: {}", refused.output());
+    let group = TestGroup::with_members(&[&case.user]);
+    point_break_glass_at(&case.pam_d, "sudo", &group);
+    let run = case.sudo(test, &format!("{}\n", case.user.password()));
+    assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "the command must run:\n{}", run.output());
+    assert!(!run.stderr.contains("Authy"), "{}", run.output());
+    let wrong_password = case.sudo(test, "not-it-1\nnot-it-2\nnot-it-3\n");
+    assert!(!wrong_password.ok(), "{}", wrong_password.output());
+}
+
+#[test]
+fn authselect_recipe_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken() {
+    let test = "authselect_recipe_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = authselect_case(BROKEN_CONFIG);
+    let group = TestGroup::with_members(&[&case.user]);
+    point_break_glass_at(&case.pam_d, "password-auth", &group);
+    case.askpass.answer("password", &[case.user.password()]);
+    let run = case.login(test);
+    assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "the login must succeed:\n{}", case.explain(&run));
+    assert_eq!(case.askpass.prompts().len(), 1, "{:#?}", case.askpass.prompts());
+    assert!(api_calls(&case.sandbox).is_empty());
 }
