@@ -134,7 +134,7 @@ impl SudoCase {
         mapped_config(&dir, &sandbox, &user.name, id, extra);
         let pam_d = rhel_pam_d(&dir, "sudo", "rhel/sudo");
         let sudoers = e2e::sudoers(&dir, &user.name);
-        SudoCase { user, sandbox, id, pam_d, sudoers, dir: dir }
+        SudoCase { user, sandbox, id, pam_d, sudoers, dir }
     }
 
     fn sudo(&self, test: &str, stdin: &str) -> Run {
