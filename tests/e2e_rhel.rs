@@ -88,6 +88,7 @@ impl SshCase {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn rhel_sshd_stack_a_key_and_the_right_token_log_in() {
     let test = "rhel_sshd_stack_a_key_and_the_right_token_log_in";
     if !e2e::enabled(test) {
@@ -103,6 +104,7 @@ fn rhel_sshd_stack_a_key_and_the_right_token_log_in() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn rhel_sshd_stack_a_key_and_a_wrong_token_are_refused() {
     let test = "rhel_sshd_stack_a_key_and_a_wrong_token_are_refused";
     if !e2e::enabled(test) {
@@ -149,6 +151,7 @@ impl SudoCase {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn rhel_sudo_stack_asks_the_password_then_the_token() {
     let test = "rhel_sudo_stack_asks_the_password_then_the_token";
     if !e2e::enabled(test) {
@@ -162,6 +165,7 @@ fn rhel_sudo_stack_asks_the_password_then_the_token() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn rhel_sudo_stack_refuses_the_right_password_with_a_wrong_token() {
     let test = "rhel_sudo_stack_refuses_the_right_password_with_a_wrong_token";
     if !e2e::enabled(test) {
@@ -174,6 +178,7 @@ fn rhel_sudo_stack_refuses_the_right_password_with_a_wrong_token() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn rhel_sudo_stack_never_asks_authy_after_a_wrong_password() {
     let test = "rhel_sudo_stack_never_asks_authy_after_a_wrong_password";
     if !e2e::enabled(test) {
@@ -192,6 +197,7 @@ fn rhel_sudo_stack_never_asks_authy_after_a_wrong_password() {
 /// `auth substack system-auth` sends a wrong password on to Authy. If either ever stops
 /// being true, the comment in pam.d-examples/rhel/sudo must change with it.
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn rhel_include_files_cannot_simply_precede_pam_authy() {
     let test = "rhel_include_files_cannot_simply_precede_pam_authy";
     if !e2e::enabled(test) {
@@ -252,6 +258,7 @@ fn authselect_case(extra: &str) -> SshCase {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn authselect_recipe_asks_the_password_then_the_token_under_the_stock_sshd_stack() {
     let test = "authselect_recipe_asks_the_password_then_the_token_under_the_stock_sshd_stack";
     if !e2e::enabled(test) {
@@ -268,6 +275,7 @@ fn authselect_recipe_asks_the_password_then_the_token_under_the_stock_sshd_stack
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn authselect_recipe_refuses_a_right_password_with_a_wrong_token() {
     let test = "authselect_recipe_refuses_a_right_password_with_a_wrong_token";
     if !e2e::enabled(test) {
@@ -282,6 +290,7 @@ fn authselect_recipe_refuses_a_right_password_with_a_wrong_token() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn authselect_recipe_never_asks_authy_after_a_wrong_password() {
     let test = "authselect_recipe_never_asks_authy_after_a_wrong_password";
     if !e2e::enabled(test) {
@@ -297,6 +306,7 @@ fn authselect_recipe_never_asks_authy_after_a_wrong_password() {
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sudo")]
 fn rhel_sudo_stack_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken() {
     let test = "rhel_sudo_stack_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken";
     if !e2e::enabled(test) {
@@ -315,6 +325,7 @@ fn rhel_sudo_stack_lets_a_break_glass_member_in_with_the_password_while_the_conf
 }
 
 #[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
 fn authselect_recipe_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken() {
     let test = "authselect_recipe_lets_a_break_glass_member_in_with_the_password_while_the_config_is_broken";
     if !e2e::enabled(test) {
