@@ -301,13 +301,30 @@ fn start_confdir() -> Option<StartConfdir> {
 }
 
 fn lookup_start_confdir(name: &CStr) -> Option<StartConfdir> {
-    // SAFETY: dlsym with a NUL-terminated name over the objects already loaded (libpam is).
-    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    // In libpam itself, not the global scope: a binary that calls no other libpam function
+    // (linked with --as-needed) has not loaded it. The handle is kept: libpam stays loaded.
+    // SAFETY: dlopen of the soname libpam0g installs; RTLD_NOW resolves it fully up front.
+    let libpam = unsafe { libc::dlopen(c"libpam.so.0".as_ptr(), libc::RTLD_NOW) };
+    if libpam.is_null() {
+        return None;
+    }
+    // SAFETY: dlsym with a live handle and a NUL-terminated name.
+    let symbol = unsafe { libc::dlsym(libpam, name.as_ptr()) };
     if symbol.is_null() {
         return None;
     }
     // SAFETY: Linux-PAM's pam_start_confdir has exactly the signature of StartConfdir.
     Some(unsafe { std::mem::transmute::<*mut c_void, StartConfdir>(symbol) })
+}
+
+/// How a transaction for `confdir` starts: `pam_start_confdir` for a directory (refused with
+/// [`NO_CONFDIR`] where libpam lacks it), `pam_start` (None) for /etc/pam.d.
+fn starter(confdir: Option<&Path>, start_confdir: Option<StartConfdir>) -> Result<Option<StartConfdir>, String> {
+    match (confdir, start_confdir) {
+        (Some(_), None) => Err(NO_CONFDIR.to_owned()),
+        (Some(_), start) => Ok(start),
+        (None, _) => Ok(None),
+    }
 }
 
 fn cstring(text: &str) -> Result<CString, String> {
@@ -324,20 +341,7 @@ pub fn authenticate(
     items: &Items,
     responder: &mut dyn FnMut(&Message) -> Reply,
 ) -> Result<AuthResult, String> {
-    authenticate_with(start_confdir(), confdir, service, user, items, responder)
-}
-
-fn authenticate_with(
-    start_confdir: Option<StartConfdir>,
-    confdir: Option<&Path>,
-    service: &str,
-    user: &str,
-    items: &Items,
-    responder: &mut dyn FnMut(&Message) -> Reply,
-) -> Result<AuthResult, String> {
-    if confdir.is_some() && start_confdir.is_none() {
-        return Err(NO_CONFDIR.to_owned());
-    }
+    let start_confdir = starter(confdir, start_confdir())?;
     let service_c = cstring(service)?;
     let user_c = cstring(user)?;
     let confdir_c = match confdir {
@@ -480,11 +484,9 @@ mod tests {
 
     #[test]
     fn without_pam_start_confdir_a_confdir_stack_is_refused_with_the_reason() {
-        let mut responder = |_: &Message| -> Reply { panic!("nothing may be asked") };
-        let error =
-            authenticate_with(None, Some(Path::new("/nonexistent")), "x", "root", &Items::default(), &mut responder)
-                .expect_err("no pam_start_confdir");
+        let error = starter(Some(Path::new("/nonexistent")), None).expect_err("no pam_start_confdir");
         assert_eq!(error, NO_CONFDIR);
         assert!(error.contains("pam-authy demo") && error.contains("--confdir"), "{error}");
+        assert!(starter(None, None).is_ok_and(|start| start.is_none()), "/etc/pam.d stacks need only pam_start");
     }
 }
