@@ -11,6 +11,10 @@
 //! per user) or `verify` (a `[verify]` table and `verify_identity` plus factors per user).
 //! A key of one backend in a config for the other is an error, never silently ignored.
 
+mod users_d;
+
+pub use users_d::{MAX_DROP_INS, USERS_DIR, users_dir};
+
 use crate::secret::Secret;
 use crate::secure_fs::{self, FileError};
 use crate::verify::{ApiKeySid, FactorSid, Identity, Phone, ServiceSid};
@@ -229,7 +233,10 @@ pub struct Config {
     pub verify: Option<VerifyConfig>,
     pub auth: AuthConfig,
     pub offline: OfflineConfig,
+    /// The main file's `[users]` and every drop-in's.
     pub users: BTreeMap<String, UserEntry>,
+    /// The `users.d` files read, in order (`Config::load` only).
+    pub drop_ins: Vec<PathBuf>,
     /// An API key or secret is written in this file (not in a separate file).
     api_key_inline: bool,
 }
@@ -368,17 +375,19 @@ fn toml_problem(text: &str, error: &toml::de::Error) -> String {
 }
 
 impl Config {
-    /// Reads and validates the file at `path` with all ownership and mode checks.
+    /// Reads and validates the file at `path` and its `users.d` drop-ins with all ownership
+    /// and mode checks: what the module and `pam-authy check` both call.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = secure_fs::read_file(path, MAX_FILE_BYTES).map_err(ConfigError::file)?;
         let text = std::str::from_utf8(&file.bytes).map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
-        let config = Config::parse(path, text)?;
+        let mut config = Config::parse(path, text)?;
         if file.readable_by_group_or_other() && config.file_holds_secrets() {
             return Err(ConfigError::new(
                 path,
                 format!("mode {:04o} lets group or other read the secrets it holds; use 0600", file.mode),
             ));
         }
+        config.drop_ins = users_d::merge_drop_ins(path, config.api.backend, &mut config.users)?;
         Ok(config)
     }
 
@@ -386,8 +395,7 @@ impl Config {
         self.api_key_inline || self.users.values().any(|u| u.offline_secret.is_some())
     }
 
-    /// Parses and validates `text`; `path` names the file in messages and anchors
-    /// `api_key_file` and `ca_file` reads.
+    /// Parses and validates `text` alone (no drop-ins); `path` names the file in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|error| ConfigError::new(path, toml_problem(text, &error)))?;
@@ -397,7 +405,7 @@ impl Config {
         let offline = parse_offline(path, raw.offline)?;
         let users = parse_users(path, api.backend, raw.users)?;
         let api_key_inline = api_key_inline || secret_inline;
-        Ok(Config { path: path.to_path_buf(), api, verify, auth, offline, users, api_key_inline })
+        Ok(Config { path: path.to_path_buf(), api, verify, auth, offline, users, drop_ins: Vec::new(), api_key_inline })
     }
 
     pub fn user(&self, name: &str) -> Option<&UserEntry> {

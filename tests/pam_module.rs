@@ -281,3 +281,59 @@ fn the_module_never_changes_pam_user() {
     assert_eq!(result.code, PAM_SUCCESS);
     assert_eq!(result.user_after.as_deref(), Some(current_user().as_str()));
 }
+
+/// `users.d` beside the config file, private like the test dir.
+fn users_d(dir: &TestDir) -> std::path::PathBuf {
+    let users_d = dir.path().join(pam_authy::config::USERS_DIR);
+    std::fs::create_dir(&users_d).expect("mkdir users.d");
+    users_d
+}
+
+#[test]
+fn a_user_mapped_in_a_users_d_drop_in_logs_in() {
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, "", ""));
+    let users_d = users_d(&dir);
+    std::fs::write(users_d.join("10-team.toml"), format!("[users]\n\"{}\" = {id}\n", current_user())).expect("write");
+    dir.service("login2fa", "");
+    let result = dir.authenticate("login2fa", &current_user(), &mut answer_with_token(&sandbox, id));
+    assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
+    assert_eq!(result.prompts(), vec![pam_authy::flow::TOKEN_PROMPT]);
+}
+
+#[test]
+fn a_user_in_two_files_or_an_unsafe_drop_in_is_a_service_error_before_any_prompt() {
+    let (sandbox, id) = sandbox();
+    let user = current_user();
+    type Breaker = fn(&std::path::Path, &str);
+    let cases: [(&str, Breaker); 4] = [
+        ("user also in the main file", |users_d, user| {
+            std::fs::write(users_d.join("team.toml"), format!("[users]\n\"{user}\" = 5\n")).expect("write");
+        }),
+        ("group-writable drop-in", |users_d, _| {
+            std::fs::write(users_d.join("team.toml"), "[users]\nnobody = 5\n").expect("write");
+            set_mode(&users_d.join("team.toml"), 0o664);
+        }),
+        ("world-writable users.d", |users_d, _| set_mode(users_d, 0o777)),
+        ("a drop-in with [auth]", |users_d, _| {
+            std::fs::write(users_d.join("team.toml"), "[auth]\nfailmode = \"safe\"\n").expect("write");
+        }),
+    ];
+    for (name, breaker) in cases {
+        let dir = TestDir::new();
+        let mapping = format!("\"{user}\" = {id}");
+        dir.write_config(&config_for(
+            &dir,
+            &sandbox,
+            &mapping,
+            "[auth]\nfailmode = \"safe\"\nunmapped_users = \"ignore\"",
+        ));
+        breaker(&users_d(&dir), &user);
+        dir.service("login2fa", "");
+        let result = dir.authenticate("login2fa", &user, &mut answer_with_token(&sandbox, id));
+        assert_eq!(result.code, PAM_SERVICE_ERR, "{name}: {}", result.text());
+        assert!(result.transcript.is_empty(), "{name}: {}", result.text());
+    }
+    assert!(sandbox.requests().is_empty());
+}

@@ -30,6 +30,7 @@ struct Report {
     errors: Vec<String>,
     warnings: Vec<String>,
     notes: Vec<String>,
+    drop_ins: Vec<String>,
     api: Value,
 }
 
@@ -39,6 +40,7 @@ pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
         Err(problem) => report.errors.push(problem),
         Ok(config) => {
             report.notes.push(describe_config(&config));
+            report.drop_ins = config.drop_ins.iter().map(|p| p.display().to_string()).collect();
             report.warnings.extend(risky_settings(&config));
             report.errors.extend(login_time_problems(&config));
             if !args.no_api && report.errors.is_empty() {
@@ -51,6 +53,7 @@ pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
         support::print_json(&json!({
             "ok": ok,
             "config": path.display().to_string(),
+            "users_d": report.drop_ins,
             "errors": report.errors,
             "warnings": report.warnings,
             "api": report.api,
@@ -74,8 +77,15 @@ pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
 
 fn describe_config(config: &Config) -> String {
     let with_secret = config.users.values().filter(|u| u.offline_secret.is_some()).count();
+    let drop_ins = match config.drop_ins.len() {
+        0 => String::new(),
+        n => format!(
+            " and {n} users.d files ({})",
+            config.drop_ins.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
     format!(
-        "{}: valid; {} users mapped ({with_secret} with an offline secret); failmode {}; unmapped users {}",
+        "{}{drop_ins}: valid; {} users mapped ({with_secret} with an offline secret); failmode {}; unmapped users {}",
         config.path.display(),
         config.users.len(),
         match config.auth.failmode {

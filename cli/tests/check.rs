@@ -340,3 +340,22 @@ fn a_ca_file_in_a_directory_others_can_write_names_the_key_and_the_rule() {
     dir.write_config(&text);
     assert_no_api_check_fails(&dir, &["[api] ca_file", "0777", "writable by group or other", "only by its owner"]);
 }
+
+#[test]
+fn users_d_drop_ins_are_read_listed_and_a_user_in_two_files_names_both() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    dir.write_config(&config_for(&dir, &sandbox, "[users]\nalice = 1\n"));
+    std::fs::create_dir(dir.path().join("users.d")).expect("mkdir");
+    let team = dir.write("users.d/10-team.toml", "[users]\nbob = 2\n", 0o644);
+    let run = dir.cli("check", &["--no-api"]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains(&format!("and 1 users.d files ({})", team.display())), "{}", run.stdout);
+    assert!(run.stdout.contains("valid; 2 users mapped"), "{}", run.stdout);
+    let report = dir.cli("check", &["--no-api", "--json"]).json();
+    assert_eq!(report["users_d"], serde_json::json!([team.display().to_string()]));
+
+    let ops = dir.write("users.d/20-ops.toml", "[users]\nalice = 3\n", 0o644);
+    let expected = format!("{}: [users] alice is already defined in {}", ops.display(), dir.config_path().display());
+    assert_check_fails(&dir, &dir.config_arg(), &expected);
+}
