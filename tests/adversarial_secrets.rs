@@ -219,7 +219,13 @@ fn child_captures_syslog_while_logging_in() {
         dir.service("svc", "debug");
         codes.push(login(&dir, &ssh, &[]));
     }
-    assert_eq!(codes, [0, 11, 0, 0, 0, 0, 3, 3, 3, 3, 3], "the logins did not end as planned");
+    // A user defined in the main file and again in a users.d drop-in (with a seed).
+    let dir = online(&sandbox, id, "");
+    std::fs::create_dir(dir.path().join("users.d")).expect("mkdir users.d");
+    let duplicate = format!("[users]\n\"{}\" = {{ authy_id = 5, offline_secret = \"{SEED}\" }}\n", current_user());
+    let drop_in = dir.write("users.d/team.toml", &duplicate, 0o600);
+    codes.push(login(&dir, &ssh, &[]));
+    assert_eq!(codes, [0, 11, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3], "the logins did not end as planned");
 
     reader.join().expect("reader");
     let datagrams = received.lock().expect("lock").clone();
@@ -230,6 +236,11 @@ fn child_captures_syslog_while_logging_in() {
     assert!(ours >= codes.len(), "too few pam_authy lines: {all}");
     assert!(lines.iter().any(|l| l.contains("outcome=success")), "{all}");
     assert!(lines.iter().any(|l| l.contains("offline_code_valid")), "{all}");
+    let (main, drop_in) = (dir.config_path().display().to_string(), drop_in.display().to_string());
+    assert!(
+        lines.iter().any(|l| l.contains("outcome=service_error") && l.contains(&main) && l.contains(&drop_in)),
+        "no one line names both files that define the user: {all}"
+    );
     for secret in &secrets {
         for line in &lines {
             assert!(!line.contains(secret.as_str()), "syslog holds the secret {secret:?}: {line:?}");
