@@ -222,6 +222,46 @@ fn an_unreachable_api_follows_failmode_and_the_offline_fallback_exactly_as_authy
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
 }
 
+/// Every prompt and message a Verify user can read through the module: the code prompt,
+/// an invalid answer, a wrong code, an SMS, a push that could not be sent, the unreachable
+/// API and the offline prompt. None says "Authy" or "token".
+#[test]
+fn nothing_a_verify_user_reads_names_authy() {
+    let verify = Verify::new();
+    verify.config(&verify.all_factors(), "[auth]\nmax_tries = 5");
+    let mut transcript = String::new();
+    let result = verify.login("svc", &mut answers(&["abc", "000000", "sms", "000001", "000002", "000003"]));
+    assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
+    transcript.push_str(&result.text());
+    verify.sandbox.set_fault(FaultScope::Verify, Some(Fault::Status(503)));
+    verify.config(&verify.all_factors(), "[auth]\nmax_tries = 1");
+    let result = verify.login("svc", &mut answers(&["push", "000000", ""]));
+    transcript.push_str(&result.text());
+    verify.sandbox.set_fault(FaultScope::Verify, None);
+    let down = format!("https://127.0.0.1:{}", closed_port());
+    let offline = format!("[auth]\nmax_tries = 1\n[offline]\nstate_dir = \"{}\"\n", verify.dir.state_dir().display());
+    verify.config_at(&down, &verify.totp_only(), &offline);
+    let result = verify.login("svc", &mut answers(&["123456", ""]));
+    assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
+    transcript.push_str(&result.text());
+    let with_offline = format!("{}, offline_secret = \"JBSWY3DPEHPK3PXPJBSWY3DP\"", verify.totp_only());
+    verify.config_at(&down, &with_offline, &offline);
+    let result = verify.login("svc", &mut answers(&["123456", "000000"]));
+    transcript.push_str(&result.text());
+    for expected in [
+        "Verification code (or type sms, call or push): ",
+        "Invalid code: type the 6 to 8 digits from your authenticator app or message, or sms, call or push.",
+        "Wrong code.",
+        "SMS sent to +1********67; type the code you receive.",
+        "The push could not be sent; type a code from your authenticator app instead.",
+        "The verification service cannot be reached; try again later (press Enter): ",
+        "The verification service cannot be reached. Offline code",
+    ] {
+        assert!(transcript.contains(expected), "{expected:?} not in {transcript}");
+    }
+    assert!(!transcript.contains("Authy") && !transcript.contains("token"), "{transcript}");
+}
+
 #[test]
 fn lying_replies_and_transport_tricks_never_pass() {
     let verify = Verify::new();

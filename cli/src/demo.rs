@@ -1,9 +1,10 @@
-//! `pam-authy demo`: a sandbox, a temporary config and PAM service, and a real PAM
-//! conversation through libpam with the built module, for the current user. The sandbox
+//! `pam-authy demo`: a sandbox (speaking the Authy API, or Verify with `--backend verify`),
+//! a temporary config and PAM service, and a real PAM conversation through libpam with the
+//! built module, for the current user. The sandbox
 //! approves a push by itself a few seconds after it is sent, and nothing stays in the
 //! temporary directory, even when the demo is interrupted.
 
-use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig};
+use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig, TotpFactorSpec};
 use pam_harness::{Items, Message, Reply};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -53,20 +54,112 @@ fn current_user() -> Result<String, String> {
         .ok_or_else(|| "the current user has no passwd entry".to_owned())
 }
 
-pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
+/// Which API the demo's sandbox speaks and the module is configured for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoBackend {
+    Authy,
+    Verify,
+}
+
+/// The demo user's factors in the sandbox.
+enum DemoUser {
+    Authy { authy_id: u64 },
+    Verify { identity: String, totp_factor: String, push_factor: String },
+}
+
+/// The Verify demo user's phone: a fictional number (555-01xx is reserved for fiction).
+const VERIFY_DEMO_PHONE: &str = "+15550100100";
+
+impl DemoUser {
+    /// The code to type now and what shows it: the SMS or call this login asked for, when
+    /// one was sent since `seen_sends`, else the app's current code.
+    fn code(&self, sandbox: &Sandbox, seen_sends: &mut usize) -> (String, &'static str) {
+        match self {
+            DemoUser::Authy { authy_id } => (sandbox.current_token(*authy_id).unwrap_or_default(), "the Authy app"),
+            DemoUser::Verify { totp_factor, .. } => {
+                let sent = sandbox.verify_sent_codes();
+                if sent.len() > *seen_sends {
+                    *seen_sends = sent.len();
+                    if let Some(last) = sent.last() {
+                        let source = if last.channel == "call" { "the phone call" } else { "the SMS" };
+                        return (last.code.clone(), source);
+                    }
+                }
+                (sandbox.verify_current_code(totp_factor).unwrap_or_default(), "the authenticator app")
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DemoUser::Authy { authy_id } => format!("Authy ID {authy_id}"),
+            DemoUser::Verify { identity, .. } => format!("Verify identity {identity} (TOTP, sms/call, push)"),
+        }
+    }
+}
+
+/// Creates the demo user in the sandbox; its push is approved a few seconds after it is sent.
+fn demo_user(sandbox: &Sandbox, backend: DemoBackend) -> Result<DemoUser, String> {
+    let approving = PushScenario::AfterPolls { status: PushStatus::Approved, polls: APPROVING_POLL };
+    match backend {
+        DemoBackend::Authy => {
+            let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
+            sandbox.set_push_scenario(FaultScope::User(authy_id), approving);
+            Ok(DemoUser::Authy { authy_id })
+        }
+        DemoBackend::Verify => {
+            let service = sandbox.verify_account().service_sid;
+            let identity = random_hex(getrandom::fill)?;
+            let spec = TotpFactorSpec { friendly_name: "pam_authy demo".into(), ..TotpFactorSpec::default() };
+            let totp = sandbox.verify_add_totp_factor(&service, &identity, &spec);
+            let push = sandbox.verify_add_push_factor(&service, &identity);
+            let (Some(totp), Some(push)) = (totp, push) else {
+                return Err("the sandbox could not create the demo's Verify factors".to_owned());
+            };
+            sandbox.set_push_scenario(FaultScope::Verify, approving);
+            Ok(DemoUser::Verify { identity, totp_factor: totp.sid, push_factor: push.sid })
+        }
+    }
+}
+
+/// The demo's config file: the sandbox as the API, trusted through `ca`.
+fn config_text(sandbox: &Sandbox, demo_user: &DemoUser, user: &str, ca: &Path) -> String {
+    let auth = format!("[auth]\npush_timeout_secs = 30\npush_poll_ms = {PUSH_POLL_MS}\n");
+    let (url, ca) = (sandbox.url(), ca.display());
+    match demo_user {
+        DemoUser::Authy { authy_id } => format!(
+            "# Written by `pam-authy demo`.\n[api]\nurl = \"{url}\"\napi_key = \"{key}\"\nca_file = \"{ca}\"\n\n\
+             {auth}\n[users]\n\"{user}\" = {authy_id}\n",
+            key = sandbox.api_key(),
+        ),
+        DemoUser::Verify { identity, totp_factor, push_factor } => {
+            let account = sandbox.verify_account();
+            format!(
+                "# Written by `pam-authy demo`.\n[api]\nbackend = \"verify\"\nurl = \"{url}\"\nca_file = \"{ca}\"\n\n\
+                 [verify]\nservice_sid = \"{service}\"\napi_key_sid = \"{key_sid}\"\napi_key_secret = \"{secret}\"\n\n\
+                 {auth}\n[users]\n\"{user}\" = {{ verify_identity = \"{identity}\", totp_factor = \"{totp_factor}\", \
+                 phone = \"{VERIFY_DEMO_PHONE}\", push_factor = \"{push_factor}\" }}\n",
+                service = account.service_sid,
+                key_sid = account.api_key_sid,
+                secret = account.api_key_secret,
+            )
+        }
+    }
+}
+
+pub fn run(auto: bool, module: Option<PathBuf>, backend: DemoBackend) -> Result<(), String> {
     if !pam_harness::confdir_supported() {
         return Err(pam_harness::NO_CONFDIR.to_owned());
     }
     let module = find_module(module)?;
     let user = current_user()?;
-    let api_key = sandbox_api_key(getrandom::fill)?;
-    let sandbox = Sandbox::start(SandboxConfig { api_key: api_key.clone(), ..SandboxConfig::default() })
-        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let authy_id = sandbox.add_user("demo@example.org", "555-010-0100", 1);
-    sandbox.set_push_scenario(
-        FaultScope::User(authy_id),
-        PushScenario::AfterPolls { status: PushStatus::Approved, polls: APPROVING_POLL },
-    );
+    let mut verify = authy_sandbox::default_verify_account();
+    // The documented default credentials would let anyone on the host use this sandbox.
+    verify.auth_token = random_hex(getrandom::fill)?;
+    verify.api_key_secret = random_hex(getrandom::fill)?;
+    let config = SandboxConfig { api_key: random_hex(getrandom::fill)?, verify, ..SandboxConfig::default() };
+    let sandbox = Sandbox::start(config).map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let demo_user = demo_user(&sandbox, backend)?;
 
     let dir = tempfile::Builder::new().prefix("pam_authy_demo.").tempdir().map_err(|e| e.to_string())?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
@@ -83,34 +176,33 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     ]);
     std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
     write_private(&ca, &sandbox.ca_pem(), 0o644)?;
-    let text = format!(
-        "# Written by `pam-authy demo`.\n[api]\nurl = \"{url}\"\napi_key = \"{api_key}\"\nca_file = \"{ca}\"\n\n\
-         [auth]\npush_timeout_secs = 30\npush_poll_ms = {PUSH_POLL_MS}\n\n[users]\n\"{user}\" = {authy_id}\n",
-        url = sandbox.url(),
-        ca = ca.display(),
-    );
-    write_private(&config, &text, 0o600)?;
+    write_private(&config, &config_text(&sandbox, &demo_user, &user, &ca), 0o600)?;
     let stack =
         format!("auth required {} config={}\naccount required pam_permit.so\n", module.display(), config.display());
     write_private(&stack_file, &stack, 0o644)?;
 
+    let api = match backend {
+        DemoBackend::Authy => "Authy API",
+        DemoBackend::Verify => "Verify API",
+    };
     println!("pam_authy demo");
-    println!("  sandbox Authy API : {}", sandbox.url());
+    println!("  sandbox {api:<10}: {}", sandbox.url());
     println!("  module            : {}", module.display());
     println!("  config            : {}", config.display());
-    println!("  PAM user          : {user} -> Authy ID {authy_id}");
+    println!("  PAM user          : {user} -> {}", demo_user.describe());
     println!("  push              : type push at the prompt; the sandbox approves it about 3 s later");
     println!();
 
     let items = Items { rhost: Some("127.0.0.1".into()), tty: Some("demo".into()), ruser: None };
+    let mut seen_sends = 0;
     let mut responder = |message: &Message| -> Reply {
         if message.style.is_prompt() {
-            let token = sandbox.current_token(authy_id).unwrap_or_default();
+            let (code, source) = demo_user.code(&sandbox, &mut seen_sends);
             if auto {
-                println!("{}{token}   (answered automatically)", message.text);
-                return Reply::Text(token);
+                println!("{}{code}   (answered automatically)", message.text);
+                return Reply::Text(code);
             }
-            eprintln!("(sandbox) the Authy app of {user} shows: {token}");
+            eprintln!("(sandbox) {source} of {user} shows: {code}");
         } else if auto {
             println!("{}", message.text);
             return Reply::text("");
@@ -127,9 +219,9 @@ pub fn run(auto: bool, module: Option<PathBuf>) -> Result<(), String> {
     }
 }
 
-/// A random key for the demo's sandbox, or an error when the random source fails: a key of
-/// zeros would let anyone on the host use the sandbox.
-fn sandbox_api_key<E: std::fmt::Display>(fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<String, String> {
+/// A random key or identity for the demo's sandbox, or an error when the random source
+/// fails: a key of zeros would let anyone on the host use the sandbox.
+fn random_hex<E: std::fmt::Display>(fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<String, String> {
     let mut key_bytes = [0u8; 16];
     fill(&mut key_bytes).map_err(|e| format!("no random source for the sandbox's API key: {e}"))?;
     Ok(key_bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -141,9 +233,9 @@ mod tests {
 
     #[test]
     fn a_failing_random_source_is_an_error_never_a_fixed_key() {
-        let failed = sandbox_api_key(|_: &mut [u8]| Err("no entropy"));
+        let failed = random_hex(|_: &mut [u8]| Err("no entropy"));
         assert!(failed.is_err(), "{failed:?}");
-        let key = sandbox_api_key(|b: &mut [u8]| {
+        let key = random_hex(|b: &mut [u8]| {
             b.fill(0xab);
             Ok::<(), String>(())
         })

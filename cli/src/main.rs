@@ -157,7 +157,7 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Start a local Authy sandbox and log in through real libpam with the built module.
+    /// Start a local sandbox API and log in through real libpam with the built module.
     ///
     /// Needs Linux-PAM 1.4 or later (pam_start_confdir): older libpams (RHEL 8, Ubuntu
     /// 20.04, Amazon Linux 2) only run stacks from /etc/pam.d; use `test` there.
@@ -168,6 +168,9 @@ enum Command {
         /// The pam_authy.so to load (default: next to this program, then the system's).
         #[arg(long, value_name = "PATH")]
         module: Option<PathBuf>,
+        /// The API the sandbox speaks and the module uses: the Authy API or Twilio Verify.
+        #[arg(long, value_enum, default_value = "authy")]
+        backend: demo::DemoBackend,
     },
     /// Run the local Authy-compatible sandbox API (same options as `authy-sandbox`).
     #[command(disable_help_flag = true)]
@@ -262,9 +265,9 @@ fn run(config: Option<&Path>, command: Command) -> support::Outcome {
             pam_harness::terminal::restore_on_signals();
             pamtest::run(&pamtest::TestArgs { user, service, confdir, rhost, tty, json: json.json })
         }
-        Command::Demo { auto, module } => {
+        Command::Demo { auto, module, backend } => {
             pam_harness::terminal::restore_on_signals();
-            demo::run(auto, module).map_err(Exit::Failed)
+            demo::run(auto, module, backend).map_err(Exit::Failed)
         }
         // Run by `main` before this point, so that its exit status passes through unchanged.
         Command::Sandbox { .. } => Ok(()),

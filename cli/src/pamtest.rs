@@ -187,7 +187,11 @@ fn preflight(mentions: &[Mention], user: &str) {
         let what = match users::resolve(&config, &SystemAccounts, user) {
             Ok(Subject::Mapped { account, entry }) => format!(
                 "{account} needs a second factor ({}, {} offline secret)",
-                entry.authy_id.map_or_else(|| "a Verify identity".to_owned(), |id| format!("Authy ID {id}")),
+                match (entry.authy_id, &entry.verify) {
+                    (Some(id), _) => format!("Authy ID {id}"),
+                    (None, Some(verify)) => format!("Verify identity {}", verify.identity),
+                    (None, None) => "no factor".to_owned(),
+                },
                 if entry.offline_secret.is_some() { "with an" } else { "no" }
             ),
             Ok(Subject::OutsideGroups { account }) => {

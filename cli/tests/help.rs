@@ -14,7 +14,7 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("remove", &["--json"]),
     ("offline-enroll", &["--png", "--replace", "--show", "--reveal", "--json"]),
     ("test", &["--service", "--confdir", "--rhost", "--tty", "--json"]),
-    ("demo", &["--auto", "--module"]),
+    ("demo", &["--auto", "--module", "--backend"]),
 ];
 
 /// The long flags listed in the options part of a `--help` text.

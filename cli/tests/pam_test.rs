@@ -180,11 +180,16 @@ struct Demo {
 
 impl Demo {
     fn start(stdin: &str) -> Demo {
+        Demo::start_with(&[], stdin)
+    }
+
+    fn start_with(args: &[&str], stdin: &str) -> Demo {
         use std::io::{Read, Write};
         use std::process::{Command, Stdio};
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(common::binary())
             .args(["demo", "--module", &common::module_path().display().to_string()])
+            .args(args)
             .env("TMPDIR", tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -214,6 +219,26 @@ impl Demo {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("{line}\n").as_bytes()).expect("write stdin");
+    }
+
+    /// Closes stdin, waits for the end, and checks nothing stayed in TMPDIR.
+    fn finish(mut self) -> (String, String) {
+        let output = std::mem::replace(&mut self.child, std::process::Command::new("true").spawn().expect("true"))
+            .wait_with_output()
+            .expect("wait for the demo");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        // The reader thread drains stderr until the pipe closes.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let stderr = self.stderr.lock().expect("lock").clone();
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(self.leftovers().is_empty(), "{:?}", self.leftovers());
+        (stdout, stderr)
     }
 
     fn leftovers(&self) -> Vec<std::path::PathBuf> {
@@ -247,4 +272,105 @@ fn an_interrupted_demo_leaves_nothing_in_tmp() {
     let status = demo.child.wait().expect("wait for the demo");
     assert!(!status.success());
     assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
+}
+
+const VERIFY_IDENTITY: &str = "2f0c9a3e5b7d4e61a8c0f1e2d3c4b5a6";
+const VERIFY_PHONE: &str = "+15551234567";
+
+/// A Verify config mapping the current user to an entity with a TOTP factor, a phone and a
+/// push factor in the sandbox, with a PAM service `svc`; returns the TOTP factor's SID.
+fn setup_verify(extra: &str) -> (TestDir, authy_sandbox::Sandbox, String) {
+    let sandbox = sandbox();
+    let account = sandbox.verify_account();
+    let spec = authy_sandbox::TotpFactorSpec::default();
+    let totp = sandbox.verify_add_totp_factor(&account.service_sid, VERIFY_IDENTITY, &spec).expect("totp").sid;
+    let push = sandbox.verify_add_push_factor(&account.service_sid, VERIFY_IDENTITY).expect("push").sid;
+    let dir = TestDir::new();
+    let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
+    let text = format!(
+        "[api]\nbackend = \"verify\"\nurl = \"{url}\"\nca_file = \"{ca}\"\ntimeout_secs = 5\n\n\
+         [verify]\nservice_sid = \"{service}\"\napi_key_sid = \"{key_sid}\"\napi_key_secret = \"{secret}\"\n\n\
+         {extra}\n[offline]\nstate_dir = \"{state}\"\n\n[users]\n\"{user}\" = {{ verify_identity = \"{VERIFY_IDENTITY}\", \
+         totp_factor = \"{totp}\", phone = \"{VERIFY_PHONE}\", push_factor = \"{push}\" }}\n",
+        url = sandbox.url(),
+        ca = ca.display(),
+        service = account.service_sid,
+        key_sid = account.api_key_sid,
+        secret = account.api_key_secret,
+        state = dir.path().join("state").display(),
+        user = current_user(),
+    );
+    dir.write_config(&text);
+    dir.service("svc");
+    (dir, sandbox, totp)
+}
+
+#[test]
+fn test_with_the_verify_backend_logs_in_with_the_authenticator_code() {
+    let (dir, sandbox, totp) = setup_verify("");
+    let code = sandbox.verify_current_code(&totp).expect("code");
+    let run = run_test(&dir, &[], &format!("{code}\n"));
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.stdout, "PAM result: PAM_SUCCESS (0)\n");
+    assert!(run.stderr.contains("Verification code (or type sms, call or push): "), "{}", run.stderr);
+    let preflight = format!(
+        "pam_authy with {}: {} needs a second factor (Verify identity {VERIFY_IDENTITY}, no offline secret)",
+        dir.config_path().display(),
+        current_user()
+    );
+    assert!(run.stderr.lines().any(|l| l == preflight), "{}", run.stderr);
+    assert!(!run.stderr.contains(&code), "the answer is not echoed");
+    let challenges = sandbox.verify_challenges();
+    assert_eq!(challenges.len(), 1);
+    assert_eq!((challenges[0].factor_sid.as_str(), challenges[0].status.as_str()), (totp.as_str(), "approved"));
+}
+
+#[test]
+fn test_with_the_verify_backend_sends_an_sms_and_fails_closed_on_a_wrong_code() {
+    let (dir, sandbox, _) = setup_verify("[auth]\nmax_tries = 1\n");
+    let run = run_test(&dir, &["--json"], "sms\n000000\n");
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_eq!(run.json()["result"], "PAM_MAXTRIES");
+    let sent = sandbox.verify_sent_codes();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].to.as_str(), sent[0].channel.as_str()), (VERIFY_PHONE, "sms"));
+    assert!(run.stderr.contains("SMS sent to +1********67"), "{}", run.stderr);
+    assert!(!run.stderr.contains(VERIFY_PHONE), "the full number was shown: {}", run.stderr);
+}
+
+#[test]
+fn demo_auto_with_the_verify_backend_prints_pam_success_and_never_says_authy() {
+    let run = run(&["demo", "--auto", "--backend", "verify", "--module", &common::module_path().display().to_string()]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains("sandbox Verify API"), "{}", run.stdout);
+    assert!(run.stdout.contains("Verification code (or type sms, call or push): "), "{}", run.stdout);
+    assert!(run.stdout.contains("PAM result: PAM_SUCCESS (0)"), "{}", run.stdout);
+    let module_output: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("  ") && !l.contains("demo")).collect();
+    assert!(!module_output.iter().any(|l| l.contains("Authy")), "{module_output:?}");
+}
+
+#[test]
+fn the_verify_demo_shows_the_sms_code_and_logs_in_with_it() {
+    let mut demo = Demo::start_with(&["--backend", "verify"], "sms\n");
+    demo.wait_for_stderr("(sandbox) the SMS of ");
+    let stderr = demo.stderr.lock().expect("lock").clone();
+    assert!(stderr.contains("(sandbox) the authenticator app of "), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("(sandbox) the SMS of ")).expect("the SMS line");
+    let code = line.rsplit(' ').next().expect("code").to_owned();
+    demo.type_line(&code);
+    let (stdout, stderr) = demo.finish();
+    assert!(stdout.contains("PAM result: PAM_SUCCESS (0)"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("SMS sent to +1********00"), "{stderr}");
+    assert!(!stderr.contains("Authy"), "{stderr}");
+}
+
+#[test]
+fn the_verify_demo_sandbox_approves_a_push_after_a_few_seconds() {
+    let started = std::time::Instant::now();
+    let demo = Demo::start_with(&["--backend", "verify"], "push\n");
+    let (stdout, stderr) = demo.finish();
+    assert!(stdout.contains("PAM result: PAM_SUCCESS (0)"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("ush sent to your phone"), "{stderr}");
+    assert!(!stderr.contains("Authy"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }

@@ -11,6 +11,7 @@ pub use client::AuthyClient;
 
 use crate::backend::{
     ApiError, ApprovalId, ApprovalRequest, ApprovalStatus, Backend, Channel, ChannelReceipt, Token, TokenVerdict, Word,
+    Wording,
 };
 use crate::config::AuthyId;
 
@@ -30,6 +31,10 @@ impl AuthyBackend {
 }
 
 impl Backend for AuthyBackend {
+    fn wording(&self) -> &'static Wording {
+        &Wording::AUTHY
+    }
+
     fn words(&self) -> &[Word] {
         WORDS
     }

@@ -21,6 +21,11 @@ use std::fmt;
 
 /// One mapped user's second-factor service, for one authentication.
 pub trait Backend {
+    /// What the user reads about this service and its codes. Neutral unless a backend names
+    /// itself: a user of one service never reads another's name.
+    fn wording(&self) -> &'static Wording {
+        &Wording::NEUTRAL
+    }
     /// The words this user may type at the code prompt instead of a code, in prompt order.
     /// A backend offers only what it can do for this user (no `sms` without a phone).
     fn words(&self) -> &[Word];
@@ -55,6 +60,44 @@ pub fn for_user(config: &Config, user: &UserEntry, started_at: u64) -> Result<Bo
         // `Config::parse` never builds such an entry; refuse it rather than guess.
         _ => Err(ApiError::Protocol("the user's entry does not match [api] backend".into())),
     }
+}
+
+/// The service-specific words of the messages the user reads; the flow builds every message
+/// from these, so that no message names a service the user does not use.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Wording {
+    /// What the prompt asks for: "Authy token".
+    pub prompt: &'static str,
+    /// What a code is called in a sentence: "token".
+    pub code: &'static str,
+    /// Where the user's codes come from: "shown by Authy".
+    pub code_source: &'static str,
+    /// The app that shows codes, after "a token from": "the Authy app".
+    pub app: &'static str,
+    /// The service as the subject of "cannot be reached": "Authy".
+    pub service: &'static str,
+    /// A sent push, at the start of a sentence: "Authy push".
+    pub push: &'static str,
+}
+
+impl Wording {
+    /// For a service whose codes come from any authenticator app, SMS or call (Verify).
+    pub const NEUTRAL: Wording = Wording {
+        prompt: "Verification code",
+        code: "code",
+        code_source: "from your authenticator app or message",
+        app: "your authenticator app",
+        service: "The verification service",
+        push: "Push",
+    };
+    pub const AUTHY: Wording = Wording {
+        prompt: "Authy token",
+        code: "token",
+        code_source: "shown by Authy",
+        app: "the Authy app",
+        service: "Authy",
+        push: "Authy push",
+    };
 }
 
 /// A code as the user typed it, validated: 6 to 8 ASCII digits, nothing else.

@@ -23,13 +23,12 @@ mod push;
 #[cfg(test)]
 mod testing;
 
-pub use offline::OFFLINE_PROMPT;
+pub use offline::offline_prompt;
 pub use outcome::{Decision, Factor, Outcome, api_failure};
 pub use prompt::{
-    MAX_CHANNEL_REQUESTS, RATE_LIMITED, TOKEN_PROMPT, UNREACHABLE_MESSAGE, UNREACHABLE_PROMPT, VERIFY_PROMPT,
-    code_prompt, token_prompt,
+    MAX_CHANNEL_REQUESTS, RATE_LIMITED, TOKEN_PROMPT, code_prompt, unreachable_message, unreachable_prompt,
 };
-pub use push::PUSH_PROMPT;
+pub use push::push_prompt;
 
 use crate::backend::{ApiError, Backend, Channel, Word};
 use crate::clock::Clock;
@@ -197,10 +196,11 @@ impl Session<'_, '_> {
     fn api_failed_and_said(&mut self, error: &ApiError) -> Decision {
         let decision = self.api_failed(error);
         if decision.outcome == Outcome::Unavailable {
+            let wording = self.backend.wording();
             if self.notice_by_prompt() {
-                let _ = self.deps.conversation.prompt(UNREACHABLE_PROMPT, false);
+                let _ = self.deps.conversation.prompt(&unreachable_prompt(wording), false);
             } else {
-                let _ = self.deps.conversation.error(UNREACHABLE_MESSAGE);
+                let _ = self.deps.conversation.error(&unreachable_message(wording));
             }
         }
         decision
@@ -322,5 +322,78 @@ mod tests {
             "service=sshd user=alice rhost=192.0.2.7 tty=\"\" outcome=success reason=token_valid authy_id=42"
         );
         assert!(!line.contains("7654321"));
+    }
+
+    /// Every message a user can read, for a backend that is Authy and for one that is not:
+    /// the Authy user reads Authy's words, the other never reads "Authy" or "token".
+    #[test]
+    fn every_message_speaks_the_backends_words() {
+        use crate::backend::{ApiError, ChannelReceipt};
+        use std::cell::RefCell;
+        let offline = "[api]\nurl = \"https://127.0.0.1:1\"\napi_key = \"k\"\n[auth]\nmax_tries = 9\n[users]\n\
+                       alice = { authy_id = 42, offline_secret = \"JBSWY3DPEHPK3PXP\" }\n";
+        let offline = crate::config::Config::parse(std::path::Path::new("/test.toml"), offline).expect("config");
+        let plenty = config("max_tries = 9\npush_timeout_secs = 5");
+        let local = Login { service: "sudo".into(), tty: Some("/dev/pts/1".into()), ..login("alice") };
+        let mut all_text = [Vec::new(), Vec::new()];
+        for (neutral, text) in [false, true].into_iter().zip(all_text.iter_mut()) {
+            let api = |verdicts: Vec<Result<TokenVerdict, ApiError>>| ScriptedApi {
+                verdicts: RefCell::new(verdicts.into()),
+                channel_replies: RefCell::new(
+                    vec![Err(ApiError::Unreachable("503".into())), Ok(ChannelReceipt { cellphone: None })].into(),
+                ),
+                push_created: RefCell::new(
+                    vec![Err(ApiError::Unreachable("503".into())), Ok(uuid()), Ok(uuid())].into(),
+                ),
+                statuses: RefCell::new(vec![Ok(crate::backend::ApprovalStatus::Denied)].into()),
+                neutral_words: neutral,
+                ..ScriptedApi::default()
+            };
+            let unreachable = || vec![Err(ApiError::Unreachable("refused".into()))];
+            let typed = ["x", "0000000", "sms", "push", "push", "sms", "1111111", "2222222"];
+            let verdicts = vec![Ok(TokenVerdict::Invalid), Ok(TokenVerdict::Reused), Ok(TokenVerdict::Expired)];
+            let runs = [
+                run_recorded(&plenty, &login("alice"), &typed, &api(verdicts)),
+                run_recorded(&plenty, &local, &["push", "push"], &api(vec![])),
+                run_recorded(&plenty, &login("alice"), &["1234567", ""], &api(unreachable())),
+                run_recorded(&plenty, &local, &["1234567"], &api(unreachable())),
+                run_recorded(&offline, &login("alice"), &["1234567", "000000"], &api(unreachable())),
+                run_recorded(&plenty, &local, &["1234567"], &api(vec![Err(ApiError::RateLimited("60202".into()))])),
+            ];
+            for (_, shown) in runs {
+                text.extend(shown);
+            }
+        }
+        let [authy, neutral] = all_text;
+        let expected = [
+            "Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call.",
+            "Wrong token.",
+            "SMS could not be sent; type a token from the Authy app instead.",
+            "The push could not be sent; type a token from the Authy app instead.",
+            "Authy push sent: approve it on your phone, then press Enter (or type a token): ",
+            "No more push, SMS or call requests for this login; type a token.",
+            "Authy push sent to your phone: approve it there (waiting up to 5 s).",
+            "Authy cannot be reached; try again later (press Enter): ",
+            "Authy cannot be reached; try again later.",
+            "Authy cannot be reached. Offline code (pam_authy entry of your authenticator): ",
+        ];
+        for message in expected {
+            assert!(authy.iter().any(|shown| shown == message), "{message:?} not in {authy:#?}");
+        }
+        for message in expected.map(|m| {
+            m.replace("shown by Authy", "from your authenticator app or message")
+                .replace("the Authy app", "your authenticator app")
+                .replace("Authy push", "Push")
+                .replace("Authy cannot", "The verification service cannot")
+                .replace("token", "code")
+        }) {
+            assert!(neutral.contains(&message), "{message:?} not in {neutral:#?}");
+        }
+        assert_eq!(authy.len(), neutral.len(), "{authy:#?}\n{neutral:#?}");
+        for shown in &neutral {
+            assert!(!shown.contains("Authy") && !shown.contains("token"), "{shown:?}");
+        }
+        assert!(neutral.iter().any(|shown| shown.contains(crate::flow::RATE_LIMITED)), "{neutral:#?}");
+        assert!(neutral.iter().any(|shown| shown.starts_with("Verification code (or type push, sms or call)")));
     }
 }

@@ -10,7 +10,9 @@ use super::{ConvError, Decision, Factor, Outcome, Session};
 use crate::offline::{self, OfflineParams};
 use std::ops::ControlFlow;
 
-pub const OFFLINE_PROMPT: &str = "Authy cannot be reached. Offline code (pam_authy entry of your authenticator): ";
+pub fn offline_prompt(wording: &crate::backend::Wording) -> String {
+    format!("{} cannot be reached. Offline code (pam_authy entry of your authenticator): ", wording.service)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OfflineVerdict {
@@ -34,7 +36,7 @@ impl Session<'_, '_> {
         let params = OfflineParams::from(&self.config.offline);
         let offline = &self.config.offline;
         while self.tries_left() {
-            let code = match self.deps.conversation.prompt(OFFLINE_PROMPT, false) {
+            let code = match self.deps.conversation.prompt(&offline_prompt(self.backend.wording()), false) {
                 Ok(code) => code,
                 Err(ConvError) => return self.conversation_failed(),
             };

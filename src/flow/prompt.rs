@@ -7,26 +7,30 @@
 //! one, and otherwise ends in the outcome `api_failure` gives.
 
 use super::{ConvError, Decision, Factor, Outcome, Session};
-use crate::backend::{ApiError, Channel, Token, TokenVerdict, Word};
+use crate::backend::{ApiError, Channel, Token, TokenVerdict, Word, Wording};
 use crate::log::Level;
 use crate::secret::Secret;
 use std::ops::ControlFlow;
 
-/// The token prompt of a backend that offers push, sms and call (Authy); `token_prompt`
-/// builds it from the words the backend offers.
+/// The token prompt of a backend that offers push, sms and call (Authy); `code_prompt`
+/// builds it from the backend's wording and the words it offers.
 pub const TOKEN_PROMPT: &str = "Authy token (or type push, sms or call): ";
-/// Verify's prompt: a code from the authenticator app or one sent by SMS or call.
-pub const VERIFY_PROMPT: &str = "Verification code";
 const REUSED: &str = "That code was already used; wait for the next one.";
 const NOTHING_TO_CHECK: &str = "That code can no longer be checked (it expired or was used); ask for a new one.";
 /// Shown before a rate limit ends the login.
 pub const RATE_LIMITED: &str = "Too many attempts: the verification service refuses more for now. Try again later.";
 /// Channel requests (push, sms, call) one authentication may make.
 pub const MAX_CHANNEL_REQUESTS: u32 = 3;
+
 /// What the user reads when the login ends because the API cannot be reached and there is
 /// no offline code to fall back on; under sshd it is a prompt (`api_failed_and_said`).
-pub const UNREACHABLE_MESSAGE: &str = "Authy cannot be reached; try again later.";
-pub const UNREACHABLE_PROMPT: &str = "Authy cannot be reached; try again later (press Enter): ";
+pub fn unreachable_message(wording: &Wording) -> String {
+    format!("{} cannot be reached; try again later.", wording.service)
+}
+
+pub fn unreachable_prompt(wording: &Wording) -> String {
+    format!("{} cannot be reached; try again later (press Enter): ", wording.service)
+}
 
 /// "a, b or c".
 fn alternatives(words: &[Word], name: impl Fn(Word) -> &'static str) -> String {
@@ -38,22 +42,13 @@ fn alternatives(words: &[Word], name: impl Fn(Word) -> &'static str) -> String {
     }
 }
 
-/// The prompt for a token, naming the words the backend offers instead.
-pub fn token_prompt(words: &[Word]) -> String {
+/// The prompt for a code in the backend's words ("Authy token", "Verification code"),
+/// naming only the words this user can type instead.
+pub fn code_prompt(wording: &Wording, words: &[Word]) -> String {
     if words.is_empty() {
-        "Authy token: ".to_owned()
+        format!("{}: ", wording.prompt)
     } else {
-        format!("Authy token (or type {}): ", alternatives(words, Word::as_str))
-    }
-}
-
-/// The prompt of the configured backend: Authy asks for a token, Verify for a verification
-/// code; both name only the words this user can type instead.
-pub fn code_prompt(backend: crate::config::Backend, words: &[Word]) -> String {
-    match backend {
-        crate::config::Backend::Authy => token_prompt(words),
-        crate::config::Backend::Verify if words.is_empty() => format!("{VERIFY_PROMPT}: "),
-        crate::config::Backend::Verify => format!("{VERIFY_PROMPT} (or type {}): ", alternatives(words, Word::as_str)),
+        format!("{} (or type {}): ", wording.prompt, alternatives(words, Word::as_str))
     }
 }
 
@@ -91,7 +86,7 @@ impl Session<'_, '_> {
             Word::Channel(Channel::Sms) => "SMS",
             Word::Channel(Channel::Call) => "call",
         });
-        format!("No more {requests} requests for this login; type a token.")
+        format!("No more {requests} requests for this login; type a {}.", self.backend.wording().code)
     }
 
     pub(super) fn prompt_loop(&mut self) -> Decision {
@@ -104,7 +99,7 @@ impl Session<'_, '_> {
             if rounds > max_rounds {
                 return self.decision(Outcome::MaxTries, "too_many_rounds");
             }
-            let prompt = code_prompt(self.config.api.backend, self.words());
+            let prompt = code_prompt(self.backend.wording(), self.words());
             let text = match self.deps.conversation.prompt(&prompt, false) {
                 Ok(text) => text,
                 Err(ConvError) => return self.conversation_failed(),
@@ -125,10 +120,11 @@ impl Session<'_, '_> {
             }
             Answer::Invalid => {
                 let words = alternatives(self.words(), Word::as_str);
+                let Wording { code, code_source, .. } = self.backend.wording();
                 let complaint = if words.is_empty() {
-                    "Invalid token: type the 6 to 8 digits shown by Authy.".to_owned()
+                    format!("Invalid {code}: type the 6 to 8 digits {code_source}.")
                 } else {
-                    format!("Invalid token: type the 6 to 8 digits shown by Authy, or {words}.")
+                    format!("Invalid {code}: type the 6 to 8 digits {code_source}, or {words}.")
                 };
                 self.failed_try(&complaint)
             }
@@ -158,7 +154,10 @@ impl Session<'_, '_> {
             }
             Ok(TokenVerdict::Reused) => self.failed_try(REUSED),
             Ok(TokenVerdict::Expired) => self.failed_try(NOTHING_TO_CHECK),
-            Ok(TokenVerdict::Invalid) => self.failed_try("Wrong token."),
+            Ok(TokenVerdict::Invalid) => {
+                let complaint = format!("Wrong {}.", self.backend.wording().code);
+                self.failed_try(&complaint)
+            }
             Err(ApiError::Unreachable(why)) if self.offline_secret.is_some() => {
                 self.log(Level::Warning, "api_unreachable_offline_fallback", &why);
                 ControlFlow::Break(self.offline())
@@ -236,7 +235,8 @@ impl Session<'_, '_> {
             Err(error) if self.setup_broken(&error) => return ControlFlow::Break(self.end_with(&error)),
             Err(error) => {
                 self.log(Level::Notice, "channel_failed", &format!("{channel}: {error}"));
-                format!("{what} could not be sent; type a token from the Authy app instead.")
+                let Wording { code, app, .. } = self.backend.wording();
+                format!("{what} could not be sent; type a {code} from {app} instead.")
             }
         };
         let sent = self.deps.conversation.info(&notice);
@@ -505,15 +505,18 @@ mod tests {
         assert_eq!(parse_answer("push", push_only), Answer::Push);
         assert_eq!(parse_answer("sms", push_only), Answer::Invalid);
         assert_eq!(parse_answer("call", &[]), Answer::Invalid);
-        assert_eq!(token_prompt(ALL_WORDS), TOKEN_PROMPT);
-        assert_eq!(token_prompt(&[Word::Push, Word::Channel(Channel::Call)]), "Authy token (or type push or call): ");
-        assert_eq!(token_prompt(push_only), "Authy token (or type push): ");
-        assert_eq!(token_prompt(&[]), "Authy token: ");
-        let verify = crate::config::Backend::Verify;
+        let authy = &Wording::AUTHY;
+        assert_eq!(code_prompt(authy, ALL_WORDS), TOKEN_PROMPT);
+        assert_eq!(
+            code_prompt(authy, &[Word::Push, Word::Channel(Channel::Call)]),
+            "Authy token (or type push or call): "
+        );
+        assert_eq!(code_prompt(authy, push_only), "Authy token (or type push): ");
+        assert_eq!(code_prompt(authy, &[]), "Authy token: ");
+        let verify = &Wording::NEUTRAL;
         let sms_call_push = [Word::Channel(Channel::Sms), Word::Channel(Channel::Call), Word::Push];
         assert_eq!(code_prompt(verify, &sms_call_push), "Verification code (or type sms, call or push): ");
         assert_eq!(code_prompt(verify, &[Word::Push]), "Verification code (or type push): ");
         assert_eq!(code_prompt(verify, &[]), "Verification code: ");
-        assert_eq!(code_prompt(crate::config::Backend::Authy, ALL_WORDS), TOKEN_PROMPT);
     }
 }

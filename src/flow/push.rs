@@ -6,7 +6,7 @@
 //! waiting, an unreachable API keeps the poll going; any other failure ends the login.
 
 use super::{ConvError, Decision, Factor, Outcome, Session};
-use crate::backend::{ApiError, ApprovalId, ApprovalStatus};
+use crate::backend::{ApiError, ApprovalId, ApprovalStatus, Wording};
 use crate::context;
 use crate::log::Level;
 use crate::secret::Secret;
@@ -14,7 +14,9 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 /// Under sshd an info message waits for the next prompt, so the push notice is a prompt.
-pub const PUSH_PROMPT: &str = "Authy push sent: approve it on your phone, then press Enter (or type a token): ";
+pub fn push_prompt(wording: &Wording) -> String {
+    format!("{} sent: approve it on your phone, then press Enter (or type a {}): ", wording.push, wording.code)
+}
 
 /// How often a waiting push tells the user (and so learns whether the application is still
 /// there, e.g. after Ctrl-C): a quarter of the timeout, between 1 and 15 seconds.
@@ -68,11 +70,9 @@ impl Session<'_, '_> {
             Err(error) if self.setup_broken(&error) => return PushEnd::Final(self.end_with(&error)),
             Err(error) => {
                 self.log(Level::Notice, "push_failed", &error.to_string());
-                return match self
-                    .deps
-                    .conversation
-                    .error("The push could not be sent; type a token from the Authy app instead.")
-                {
+                let Wording { code, app, .. } = self.backend.wording();
+                let complaint = format!("The push could not be sent; type a {code} from {app} instead.");
+                return match self.deps.conversation.error(&complaint) {
                     Ok(()) => PushEnd::NotSent,
                     Err(ConvError) => PushEnd::Final(self.conversation_failed()),
                 };
@@ -82,14 +82,17 @@ impl Session<'_, '_> {
         let started = self.deps.clock.monotonic();
         let deadline = started + timeout;
         if self.notice_by_prompt() {
-            match self.deps.conversation.prompt(PUSH_PROMPT, false) {
+            match self.deps.conversation.prompt(&push_prompt(self.backend.wording()), false) {
                 Ok(typed) if !typed.expose().trim().is_empty() => return PushEnd::Typed(typed),
                 Ok(_) => {}
                 Err(ConvError) => return PushEnd::Final(self.conversation_failed()),
             }
         } else {
-            let notice =
-                format!("Authy push sent to your phone: approve it there (waiting up to {} s).", timeout.as_secs());
+            let notice = format!(
+                "{} sent to your phone: approve it there (waiting up to {} s).",
+                self.backend.wording().push,
+                timeout.as_secs()
+            );
             if self.deps.conversation.info(&notice).is_err() {
                 return PushEnd::Final(self.conversation_failed());
             }

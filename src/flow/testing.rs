@@ -76,11 +76,16 @@ pub struct ScriptedApi {
     pub statuses: RefCell<VecDeque<Result<ApprovalStatus, ApiError>>>,
     /// Gives every code a replay tag, as the Verify backend does for TOTP codes.
     pub replay_tags: bool,
+    /// Speaks as a backend that is not Authy (Verify); Authy's words otherwise.
+    pub neutral_words: bool,
 }
 
 pub const ALL_WORDS: &[Word] = &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)];
 
 impl Backend for &ScriptedApi {
+    fn wording(&self) -> &'static crate::backend::Wording {
+        if self.neutral_words { &crate::backend::Wording::NEUTRAL } else { &crate::backend::Wording::AUTHY }
+    }
     fn words(&self) -> &[Word] {
         ALL_WORDS
     }
@@ -209,3 +214,52 @@ pub fn sudo_login() -> Login {
 }
 
 pub const NOW: u64 = 1_700_000_000;
+
+/// A conversation that answers prompts in order (failing once the answers run out) and
+/// keeps every text it was shown, prompts included.
+#[derive(Default)]
+pub struct RecordingConversation {
+    pub answers: VecDeque<&'static str>,
+    pub shown: Vec<String>,
+}
+
+impl Conversation for RecordingConversation {
+    fn prompt(&mut self, text: &str, _echo: bool) -> Result<Secret, ConvError> {
+        self.shown.push(text.to_owned());
+        self.answers.pop_front().map(Secret::from).ok_or(ConvError)
+    }
+    fn info(&mut self, text: &str) -> Result<(), ConvError> {
+        self.shown.push(text.to_owned());
+        Ok(())
+    }
+    fn error(&mut self, text: &str) -> Result<(), ConvError> {
+        self.shown.push(text.to_owned());
+        Ok(())
+    }
+}
+
+/// Runs the flow for alice with `answers`; returns the decision and every text shown.
+pub fn run_recorded(
+    config: &Config,
+    login: &Login,
+    answers: &[&'static str],
+    api: &ScriptedApi,
+) -> (Decision, Vec<String>) {
+    let mut conversation = RecordingConversation { answers: answers.iter().copied().collect(), shown: Vec::new() };
+    let log = MemoryLog::default();
+    let accounts = accounts();
+    let store = MemoryStateStore::new();
+    let clock = FakeClock::at_unix(NOW);
+    let connect = |_: &Config, _: &UserEntry| -> Result<Box<dyn Backend + '_>, ApiError> { Ok(Box::new(api)) };
+    let open_state = |_: &Config| -> Result<Box<dyn StateStore + '_>, StateError> { Ok(Box::new(&store)) };
+    let mut deps = Deps {
+        conversation: &mut conversation,
+        connect: &connect,
+        open_state: &open_state,
+        clock: &clock,
+        accounts: &accounts,
+        log: &log,
+    };
+    let decision = authenticate(config, &args(&[]), login, &mut deps);
+    (decision, conversation.shown)
+}

@@ -13,6 +13,7 @@ use super::response::{self, ChallengeAsked};
 use super::{ChallengeSid, ChallengeStatus, CheckVerdict, FactorSid, FactorType, ServiceSid, VerificationSid, paths};
 use crate::backend::{
     ApiError, ApprovalId, ApprovalRequest, ApprovalStatus, Backend, Channel, ChannelReceipt, Token, TokenVerdict, Word,
+    Wording,
 };
 use crate::config::{VerifyConfig, VerifyUser};
 use crate::secret::Secret;
@@ -95,6 +96,10 @@ fn masked(phone: &str) -> String {
 }
 
 impl<H: VerifyHttp> Backend for VerifyBackend<H> {
+    fn wording(&self) -> &'static Wording {
+        &Wording::NEUTRAL
+    }
+
     fn words(&self) -> &[Word] {
         &self.words
     }
