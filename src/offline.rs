@@ -27,6 +27,19 @@ impl From<&OfflineConfig> for OfflineParams {
     }
 }
 
+impl OfflineParams {
+    /// The unix time at which the window of time step `step` ends (saturating).
+    pub fn step_end(&self, step: u64) -> u64 {
+        step.saturating_add(1).saturating_mul(self.period_secs)
+    }
+
+    /// The end of the newest window a code may match at `unix_time` (the skew included).
+    pub fn latest_end(&self, unix_time: u64) -> u64 {
+        let step = unix_time.checked_div(self.period_secs).unwrap_or(u64::MAX);
+        self.step_end(step.saturating_add(u64::from(self.skew_steps)))
+    }
+}
+
 /// Builds the generator, or None when the secret or the parameters cannot be used. totp-rs
 /// refuses secrets under 128 bits in `build`; 80-bit seeds are common in authenticator apps,
 /// so the checks are done here (at least 80 bits, 6 to 8 digits, a non-zero period) and the

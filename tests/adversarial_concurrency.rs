@@ -81,7 +81,7 @@ fn sixty_four_parallel_logins_accept_one_code_once_and_count_every_failure() {
     let bytes = std::fs::read(dir.state_dir().join(format!("{hex}.json"))).expect("state file");
     let state: UserState = serde_json::from_slice(&bytes).expect("a valid state record");
     assert_eq!(state.failures.len(), 63, "every refused attempt is counted, none lost: {state:?}");
-    assert_eq!(state.last_offline_step, Some(at / 30), "{state:?}");
+    assert_eq!(state.offline_used_until, Some((at / 30 + 1) * 30), "{state:?}");
     let leftovers: Vec<String> = std::fs::read_dir(dir.state_dir())
         .expect("state dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

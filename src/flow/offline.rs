@@ -2,8 +2,9 @@
 //! secret: codes of the local TOTP entry, checked against the replay step and the failure
 //! counter in the state store.
 //!
-//! A code succeeds only if it matches a step newer than every step accepted before, and
-//! only if the store recorded that step. Any state failure refuses the code; too many wrong
+//! A code succeeds only if the time window of its step ends after the window of every code
+//! accepted before (windows, not step numbers, so a change of `period_secs` or `digits`
+//! neither locks users out nor reopens a replay), and only if the store recorded it. Any state failure refuses the code; too many wrong
 //! codes within the window lock the fallback.
 
 use super::{ConvError, Decision, Factor, Outcome, Session};
@@ -41,7 +42,8 @@ impl Session<'_, '_> {
                 Err(ConvError) => return self.conversation_failed(),
             };
             let now = self.deps.clock.unix_time();
-            let step = offline::matching_step(secret, code.expose(), now, &params);
+            let window_end =
+                offline::matching_step(secret, code.expose(), now, &params).map(|step| params.step_end(step));
             let mut verdict = OfflineVerdict::Wrong;
             let updated = store.update(self.account, &mut |state| {
                 state.prune(now, offline.failure_window_secs);
@@ -49,8 +51,9 @@ impl Session<'_, '_> {
                     verdict = OfflineVerdict::Locked;
                     return false;
                 }
-                verdict = match step {
-                    Some(step) if state.accept_step(step) => OfflineVerdict::Accepted,
+                state.migrate_offline_step(params.period_secs, params.latest_end(now));
+                verdict = match window_end {
+                    Some(end) if state.accept_window(end) => OfflineVerdict::Accepted,
                     Some(_) => OfflineVerdict::Replayed,
                     None => OfflineVerdict::Wrong,
                 };
@@ -102,9 +105,22 @@ mod tests {
     const SEED: &str = "JBSWY3DPEHPK3PXP";
 
     fn offline_code(at: u64) -> &'static str {
-        let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
+        code_with(at, 6, 30)
+    }
+
+    fn code_with(at: u64, digits: u32, period_secs: u64) -> &'static str {
+        let params = OfflineParams { digits, period_secs, skew_steps: 1 };
         let code = offline::code_at(&Secret::from(SEED), at, &params).expect("code");
         Box::leak(code.expose().to_owned().into_boxed_str())
+    }
+
+    /// One offline login attempt (one try) at the clock's time with `digits` and `period_secs`.
+    fn offline_try(store: &MemoryStateStore, clock: &FakeClock, digits: u32, period_secs: u64, code: &str) -> Outcome {
+        let config =
+            offline_config(&format!("max_tries = 1\n[offline]\ndigits = {digits}\nperiod_secs = {period_secs}"));
+        let code: &'static str = Box::leak(code.to_owned().into_boxed_str());
+        let steps = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", code)];
+        run_offline(&config, &steps, store, clock).outcome
     }
 
     fn unreachable_api() -> ScriptedApi {
@@ -124,7 +140,7 @@ mod tests {
         let steps = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
         let decision = run_offline(&offline_config("failmode = \"safe\""), &steps, &store, &FakeClock::at_unix(NOW));
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Offline));
-        assert_eq!(store.get("alice").last_offline_step, Some(NOW / 30));
+        assert_eq!(store.get("alice").offline_used_until, Some((NOW / 30 + 1) * 30));
     }
 
     #[test]
@@ -155,6 +171,57 @@ mod tests {
         assert_eq!(run_offline(&config, &older, &store, &clock).outcome, Outcome::MaxTries, "a past step");
         let newer = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW + 30))];
         assert_eq!(run_offline(&config, &newer, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
+    }
+
+    /// Each case: (digits, period) before the change, then after it. A code is accepted
+    /// before; after the change that code, and any code of a window the accepted one already
+    /// covered, is refused, while the code of the next window is accepted, and the refusals
+    /// never lock the user out.
+    #[test]
+    fn changing_the_period_or_the_digits_neither_locks_out_nor_reopens_a_replay() {
+        let cases =
+            [((6, 30), (6, 60)), ((6, 60), (6, 30)), ((6, 30), (8, 30)), ((8, 30), (6, 30)), ((6, 30), (8, 60))];
+        for ((digits, period), (new_digits, new_period)) in cases {
+            let case = format!("{digits} digits/{period} s -> {new_digits}/{new_period}");
+            let store = MemoryStateStore::new();
+            // The start of a 60 s window, hence of a 30 s one too.
+            let start = NOW / 60 * 60 + 60;
+            let clock = FakeClock::at_unix(start + 5);
+            let accepted = code_with(start + 5, digits, period);
+            assert_eq!(
+                offline_try(&store, &clock, digits, period, accepted),
+                Outcome::Verified(Factor::Offline),
+                "{case}"
+            );
+
+            // After the change, still inside the accepted window.
+            assert_eq!(
+                offline_try(&store, &clock, new_digits, new_period, accepted),
+                Outcome::MaxTries,
+                "{case}: replay"
+            );
+            let suffix = &accepted[accepted.len().saturating_sub(new_digits as usize)..];
+            assert_eq!(
+                offline_try(&store, &clock, new_digits, new_period, suffix),
+                Outcome::MaxTries,
+                "{case}: suffix"
+            );
+            if new_period <= period {
+                let covered = code_with(start + 5, new_digits, new_period);
+                assert_eq!(offline_try(&store, &clock, new_digits, new_period, covered), Outcome::MaxTries, "{case}");
+            }
+
+            // A fresh code: the new window after the accepted one.
+            let next = start + period.max(new_period) + 1;
+            clock.advance(Duration::from_secs(next - (start + 5)));
+            let fresh = code_with(next, new_digits, new_period);
+            assert_eq!(
+                offline_try(&store, &clock, new_digits, new_period, fresh),
+                Outcome::Verified(Factor::Offline),
+                "{case}: fresh"
+            );
+            assert_eq!(offline_try(&store, &clock, new_digits, new_period, fresh), Outcome::MaxTries, "{case}: again");
+        }
     }
 
     #[test]

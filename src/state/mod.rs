@@ -1,5 +1,5 @@
-//! Per-user state that must survive the process: the last accepted offline time step (replay
-//! protection), recent offline failures (rate limit), grace records, and the keyed tags of
+//! Per-user state that must survive the process: the end of the last accepted offline code's
+//! time window (replay protection), recent offline failures (rate limit), grace records, and the keyed tags of
 //! codes submitted to a service that does not refuse a reused code itself (Verify TOTP).
 //!
 //! `UserState` holds the rules as plain functions of explicit times. `FileStateStore` keeps one
@@ -48,7 +48,14 @@ pub const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserState {
-    /// The newest offline time step accepted; codes of this step or older are replays.
+    /// The unix time at which the window of the newest accepted offline code ends; a code
+    /// whose window ends no later is a replay. A time, not a step number, so that a change
+    /// of `[offline] period_secs` compares windows of different lengths correctly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_used_until: Option<u64>,
+    /// What versions before `offline_used_until` stored: a step number without its period.
+    /// Read, never written: `migrate_offline_step` turns it into `offline_used_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_offline_step: Option<u64>,
     /// Unix times of recent failed offline codes, oldest first.
     pub failures: Vec<u64>,
@@ -99,14 +106,28 @@ impl UserState {
         }
     }
 
-    /// Accepts `step` and returns true only when it is newer than every step accepted before;
-    /// a replayed or older step returns false and changes nothing.
-    pub fn accept_step(&mut self, step: u64) -> bool {
-        if self.last_offline_step.is_some_and(|last| step <= last) {
+    /// Accepts an offline code whose time window ends at `end` (unix time) and returns true
+    /// only when that is later than the end of every window accepted before; otherwise (and
+    /// while an unmigrated step remains) returns false and changes nothing.
+    pub fn accept_window(&mut self, end: u64) -> bool {
+        if self.last_offline_step.is_some() || self.offline_used_until.is_some_and(|used| end <= used) {
             return false;
         }
-        self.last_offline_step = Some(step);
+        self.offline_used_until = Some(end);
         true
+    }
+
+    /// Turns a step stored by an earlier version into a window end, reading it in the period
+    /// in force (`period_secs`). A step whose window would end after `latest_end` (the end of
+    /// the newest window a code may match now) cannot have been accepted in that period: it
+    /// was counted in a shorter one, and is read as `latest_end`, which refuses every code
+    /// of the moment instead of every code for years.
+    pub fn migrate_offline_step(&mut self, period_secs: u64, latest_end: u64) {
+        let Some(step) = self.last_offline_step.take() else {
+            return;
+        };
+        let end = step.saturating_add(1).saturating_mul(period_secs).min(latest_end);
+        self.offline_used_until = Some(self.offline_used_until.map_or(end, |used| used.max(end)));
     }
 
     /// Claims the code `tag` until `until` and returns true, or returns false (changing

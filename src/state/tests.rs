@@ -12,11 +12,12 @@ fn state_path(dir: &Path, user: &str) -> PathBuf {
     dir.join(format!("{}.json", file_stem(user).expect("stem")))
 }
 
-/// Tries to accept `step` for `user`; Ok(true) when this call accepted it.
-fn try_accept(store: &dyn StateStore, user: &str, step: u64) -> Result<bool, StateError> {
+/// Tries to accept a code whose window ends at `end` for `user`; Ok(true) when this call
+/// accepted it.
+fn try_accept(store: &dyn StateStore, user: &str, end: u64) -> Result<bool, StateError> {
     let mut accepted = false;
     store.update(user, &mut |state| {
-        accepted = state.accept_step(step);
+        accepted = state.accept_window(end);
         accepted
     })?;
     Ok(accepted)
@@ -29,28 +30,28 @@ fn read_state(path: &Path) -> UserState {
 // ---- the rules ----------------------------------------------------------------------
 
 #[test]
-fn the_first_step_is_accepted_and_the_same_step_is_then_a_replay() {
+fn the_first_window_is_accepted_and_the_same_window_is_then_a_replay() {
     let mut state = UserState::default();
-    assert!(state.accept_step(1000));
-    assert!(!state.accept_step(1000));
-    assert_eq!(state.last_offline_step, Some(1000));
+    assert!(state.accept_window(1000));
+    assert!(!state.accept_window(1000));
+    assert_eq!(state.offline_used_until, Some(1000));
 }
 
 #[test]
-fn an_older_step_is_refused_and_a_newer_one_accepted() {
+fn an_earlier_window_end_is_refused_and_a_later_one_accepted() {
     let mut state = UserState::default();
-    assert!(state.accept_step(1000));
-    assert!(!state.accept_step(999));
-    assert_eq!(state.last_offline_step, Some(1000));
-    assert!(state.accept_step(1001));
-    assert_eq!(state.last_offline_step, Some(1001));
+    assert!(state.accept_window(1000));
+    assert!(!state.accept_window(999));
+    assert_eq!(state.offline_used_until, Some(1000));
+    assert!(state.accept_window(1001));
+    assert_eq!(state.offline_used_until, Some(1001));
 }
 
 #[test]
-fn step_zero_is_accepted_once() {
+fn a_window_ending_at_zero_is_accepted_once() {
     let mut state = UserState::default();
-    assert!(state.accept_step(0));
-    assert!(!state.accept_step(0));
+    assert!(state.accept_window(0));
+    assert!(!state.accept_window(0));
 }
 
 #[test]
@@ -115,10 +116,35 @@ fn a_claimed_code_is_refused_until_its_claim_expires_or_is_released() {
 }
 
 #[test]
-fn a_state_file_written_before_code_claims_existed_still_reads() {
-    let old: UserState = serde_json::from_str(r#"{"last_offline_step":5,"failures":[],"grace":[]}"#).expect("old");
+fn a_state_file_of_an_earlier_version_reads_and_is_written_back_in_windows() {
+    let mut old: UserState = serde_json::from_str(r#"{"last_offline_step":5,"failures":[],"grace":[]}"#).expect("old");
     assert!(old.used_codes.is_empty());
-    assert_eq!(serde_json::to_string(&old).expect("json"), r#"{"last_offline_step":5,"failures":[],"grace":[]}"#);
+    assert!(!old.accept_window(u64::MAX), "an unmigrated step refuses every code");
+    old.migrate_offline_step(30, 1_000);
+    assert_eq!((old.offline_used_until, old.last_offline_step), (Some(180), None));
+    assert_eq!(serde_json::to_string(&old).expect("json"), r#"{"offline_used_until":180,"failures":[],"grace":[]}"#);
+    let fresh: UserState =
+        serde_json::from_str(r#"{"last_offline_step":null,"failures":[],"grace":[]}"#).expect("null");
+    assert_eq!(fresh, UserState::default());
+}
+
+#[test]
+fn an_earlier_step_is_read_in_the_period_in_force_and_never_beyond_the_newest_window() {
+    let now = 1_700_000_005;
+    let mut state = UserState { last_offline_step: Some(now / 30), ..UserState::default() };
+    state.migrate_offline_step(30, (now / 30 + 2) * 30);
+    assert_eq!(state.offline_used_until, Some((now / 30 + 1) * 30));
+    assert!(!state.accept_window((now / 30 + 1) * 30), "the migrated step is still a replay");
+    // Counted in 30 s steps, read in 60 s ones: years ahead. It refuses the codes of now only.
+    let latest = (now / 60 + 2) * 60;
+    let mut state = UserState { last_offline_step: Some(now / 30), ..UserState::default() };
+    state.migrate_offline_step(60, latest);
+    assert_eq!(state.offline_used_until, Some(latest));
+    assert!(state.accept_window(latest + 60));
+    // A window end already stored is never moved back by a migration.
+    let mut state = UserState { last_offline_step: Some(1), offline_used_until: Some(5_000), ..UserState::default() };
+    state.migrate_offline_step(30, 10_000);
+    assert_eq!(state.offline_used_until, Some(5_000));
 }
 
 #[test]
@@ -169,7 +195,7 @@ fn grace_records_stay_bounded_dropping_the_one_expiring_first() {
 
 #[test]
 fn a_full_state_stays_well_under_the_size_limit() {
-    let mut state = UserState { last_offline_step: Some(u64::MAX), ..UserState::default() };
+    let mut state = UserState { offline_used_until: Some(u64::MAX), ..UserState::default() };
     for _ in 0..MAX_FAILURES_KEPT {
         state.record_failure(u64::MAX);
     }
@@ -287,7 +313,7 @@ fn state_is_stored_as_private_json_and_read_back() {
     let store = FileStateStore::open(base.path()).expect("open");
     store
         .update("alice", &mut |state| {
-            state.accept_step(42);
+            state.accept_window(42);
             state.record_failure(1000);
             state.grant_grace("sshd", "198.51.100.7", 2000);
             true
@@ -298,7 +324,7 @@ fn state_is_stored_as_private_json_and_read_back() {
     assert!(meta.is_file());
     assert_eq!(meta.mode() & 0o7777, 0o600);
     let stored = read_state(&path);
-    assert_eq!(stored.last_offline_step, Some(42));
+    assert_eq!(stored.offline_used_until, Some(42));
     assert_eq!(stored.failures, vec![1000]);
     assert!(stored.grace_valid("sshd", "198.51.100.7", 1999));
     let mut seen = None;
@@ -368,6 +394,10 @@ fn a_corrupt_state_file_is_refused_and_left_as_it_is() {
         r#"{"last_offline_step":"5","failures":[],"grace":[]}"#,
         r#"{"last_offline_step":5,"failures":[]}"#,
         r#"{"last_offline_step":-1,"failures":[],"grace":[]}"#,
+        r#"{"offline_used_until":"5","failures":[],"grace":[]}"#,
+        r#"{"offline_used_until":-1,"failures":[],"grace":[]}"#,
+        r#"{"offline_used_until":1.5,"failures":[],"grace":[]}"#,
+        r#"{"offline_used_until":18446744073709551616,"failures":[],"grace":[]}"#,
     ] {
         std::fs::write(&path, text).expect("write");
         set_mode(&path, 0o600);
@@ -488,7 +518,7 @@ fn a_leftover_temporary_file_does_not_block_writing() {
     std::fs::write(&temp, "half a write").expect("write");
     assert!(try_accept(&store, "alice", 5).expect("update"));
     assert!(!temp.exists());
-    assert_eq!(read_state(&state_path(base.path(), "alice")).last_offline_step, Some(5));
+    assert_eq!(read_state(&state_path(base.path(), "alice")).offline_used_until, Some(5));
     // A symlink left at the temporary name is removed, not followed.
     let target = base.path().join("target");
     symlink(&target, &temp).expect("symlink");
@@ -557,7 +587,7 @@ fn thirty_two_threads_replaying_one_code_yield_exactly_one_acceptance() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(accepted, 1);
     let stored = read_state(&state_path(&dir, "alice"));
-    assert_eq!(stored.last_offline_step, Some(56_666_667));
+    assert_eq!(stored.offline_used_until, Some(56_666_667));
 }
 
 #[test]
@@ -667,7 +697,7 @@ fn eight_processes_replaying_one_code_yield_exactly_one_acceptance() {
     assert_eq!(results.iter().filter(|r| *r == "accepted").count(), 1, "{results:?}");
     assert_eq!(results.iter().filter(|r| *r == "refused").count(), 7, "{results:?}");
     let stored = read_state(&state_path(&dir, "alice"));
-    assert_eq!(stored.last_offline_step, Some(56_666_667));
+    assert_eq!(stored.offline_used_until, Some(56_666_667));
 }
 
 #[test]
@@ -675,7 +705,7 @@ fn the_memory_store_keeps_the_same_contract() {
     let store = MemoryStateStore::new();
     assert!(try_accept(&store, "alice", 3).expect("first"));
     assert!(!try_accept(&store, "alice", 3).expect("again"));
-    assert_eq!(store.get("alice").last_offline_step, Some(3));
+    assert_eq!(store.get("alice").offline_used_until, Some(3));
     assert!(try_accept(&MemoryStateStore::failing(), "alice", 3).is_err());
 }
 
@@ -694,7 +724,7 @@ fn update_timing() {
                 store
                     .update("alice", &mut |state| {
                         state.prune(i, 300);
-                        write && state.accept_step(i + 1)
+                        write && state.accept_window(i + 1)
                     })
                     .expect("update");
                 started.elapsed()
