@@ -153,7 +153,7 @@ impl Backend for Verifier {
     fn start_approval(&mut self, _: &ApprovalRequest) -> Result<ApprovalId, ApiError> {
         Err(ApiError::Unreachable("not in this test".into()))
     }
-    fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, _: &ApprovalId, _: std::time::Duration) -> Result<ApprovalStatus, ApiError> {
         Err(ApiError::Unreachable("not in this test".into()))
     }
 }

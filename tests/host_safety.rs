@@ -14,7 +14,7 @@ mod common;
 
 use adversarial_support::{Behaviour, RawServer, child_role, http_response, output_text, run_child};
 use common::*;
-use pam_harness::{PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS};
+use pam_harness::{PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,40 @@ fn a_body_that_trickles_in_is_cut_at_the_timeout() {
     );
     assert!(elapsed < Duration::from_millis(2500), "the login waited {elapsed:?} for a trickling body");
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
+}
+
+/// The push wait ends at `push_timeout_secs` even when a status poll is in flight then: a
+/// server that never answers the polls (`timeout_secs = 30`, push timeout 6 s) cannot stretch
+/// the wait to the push timeout plus one request timeout.
+#[test]
+fn a_poll_in_flight_at_the_push_deadline_is_cut_at_the_deadline() {
+    let (sandbox, id) = sandbox();
+    let dir = TestDir::new();
+    let extra = "[auth]\npush_timeout_secs = 6\npush_poll_ms = 100\nmax_tries = 1\n";
+    dir.write_config(
+        &config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), extra)
+            .replace("timeout_secs = 5", "timeout_secs = 30"),
+    );
+    dir.service("svc", "");
+    let items = pam_harness::Items { rhost: Some("203.0.113.9".into()), tty: Some("ssh".into()), ruser: None };
+    let mut typed = vec!["push", ""].into_iter();
+    let mut pushed_at = None;
+    let result = dir.authenticate_with("svc", &current_user(), &items, &mut |m: &pam_harness::Message| {
+        if m.text.contains("press Enter") {
+            // The push exists; from now on every poll hangs.
+            sandbox.set_fault(authy_sandbox::FaultScope::User(id), Some(authy_sandbox::Fault::Hang));
+            pushed_at = Some(Instant::now());
+        }
+        if m.style.is_prompt() {
+            pam_harness::Reply::text(typed.next().expect("a prompt"))
+        } else {
+            pam_harness::Reply::text("")
+        }
+    });
+    let waited = pushed_at.expect("the push prompt").elapsed();
+    eprintln!("host-safety push deadline: polls hanging, push timeout 6 s, timeout_secs 30: waited {waited:?}");
+    assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
+    assert!(waited < Duration::from_millis(7500), "the push wait outlived its deadline: {waited:?}");
 }
 
 const LIMITS_CHILD: &str = "child_logs_in_with_almost_no_descriptors_left";

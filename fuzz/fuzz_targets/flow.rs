@@ -117,7 +117,7 @@ impl Backend for Fuzzed<'_, '_> {
         let choice = self.script.borrow_mut().byte();
         if choice % 3 == 0 { Err(api_error(choice / 3)) } else { Ok(ApprovalId::parse("0123-abcd").expect("id")) }
     }
-    fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, _: &ApprovalId, _: std::time::Duration) -> Result<ApprovalStatus, ApiError> {
         let choice = self.script.borrow_mut().byte();
         let status = match choice % 7 {
             0 => Ok(ApprovalStatus::Approved),

@@ -10,6 +10,7 @@ use crate::config::{ApiConfig, AuthyId};
 use crate::secret::Secret;
 use crate::transport::{Anchors, Endpoint, Transport};
 use reqwest::header::{HeaderMap, HeaderValue};
+use std::time::Duration;
 
 const USER_AGENT: &str = concat!("AuthyPAM/", env!("CARGO_PKG_VERSION"), " (pam_authy; Linux)");
 
@@ -115,9 +116,10 @@ impl AuthyClient {
         response::approval_created(status, &body)
     }
 
-    /// `GET /onetouch/json/approval_requests/{uuid}`.
-    pub fn approval_status(&self, uuid: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
-        let (status, body) = self.transport.get(&["onetouch", "json", "approval_requests", uuid.as_str()], &[])?;
+    /// `GET /onetouch/json/approval_requests/{uuid}`, ended by `within` at the latest.
+    pub fn approval_status(&self, uuid: &ApprovalId, within: Duration) -> Result<ApprovalStatus, ApiError> {
+        let path = ["onetouch", "json", "approval_requests", uuid.as_str()];
+        let (status, body) = self.transport.get_within(&path, &[], within)?;
         response::approval_status(status, &body, uuid)
     }
 }

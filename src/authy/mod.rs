@@ -14,6 +14,7 @@ use crate::backend::{
     Wording,
 };
 use crate::config::AuthyId;
+use std::time::Duration;
 
 /// What an Authy user may type instead of a token: every user has the app and a phone.
 const WORDS: &[Word] = &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)];
@@ -51,7 +52,7 @@ impl Backend for AuthyBackend {
         self.client.create_approval_request(self.authy_id, request)
     }
 
-    fn poll_approval(&mut self, approval: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
-        self.client.approval_status(approval)
+    fn poll_approval(&mut self, approval: &ApprovalId, within: Duration) -> Result<ApprovalStatus, ApiError> {
+        self.client.approval_status(approval, within)
     }
 }

@@ -18,6 +18,7 @@ use crate::secret::Secret;
 use crate::verify::backend::VerifyBackend;
 use crate::verify::client::VerifyClient;
 use std::fmt;
+use std::time::Duration;
 
 /// One mapped user's second-factor service, for one authentication.
 pub trait Backend {
@@ -42,8 +43,8 @@ pub trait Backend {
     /// Sends an approval request (a push) to the user's device.
     fn start_approval(&mut self, request: &ApprovalRequest) -> Result<ApprovalId, ApiError>;
     /// The state of the approval `start_approval` returned; a reply about any other
-    /// approval is an error.
-    fn poll_approval(&mut self, approval: &ApprovalId) -> Result<ApprovalStatus, ApiError>;
+    /// approval is an error. The request ends by `within` (the push deadline) at the latest.
+    fn poll_approval(&mut self, approval: &ApprovalId, within: Duration) -> Result<ApprovalStatus, ApiError>;
 }
 
 /// The configured backend for one mapped user, over a transport that trusts the system

@@ -1,5 +1,6 @@
 //! A push: send an approval request, tell the user, and wait for the verdict on that very
-//! request until the deadline, polling at the configured pace.
+//! request until the deadline, polling at the configured pace; a poll in flight at the
+//! deadline is cut there.
 //!
 //! Only `Approved` succeeds. Denied, expired or unanswered pushes are failed tries that go
 //! back to the prompt; a push that could not be sent goes back without costing a try. While
@@ -106,7 +107,12 @@ impl Session<'_, '_> {
         let notice_every = push_notice_every(self.config.auth.push_timeout);
         let mut next_notice = started + notice_every;
         loop {
-            match self.backend.poll_approval(approval) {
+            // The poll itself ends at the deadline: a reply after it changes nothing.
+            let left = deadline.saturating_sub(self.deps.clock.monotonic());
+            if left.is_zero() {
+                return self.push_timed_out(approval);
+            }
+            match self.backend.poll_approval(approval, left) {
                 Ok(ApprovalStatus::Approved) => return PushEnd::Approved,
                 Ok(ApprovalStatus::Denied) => {
                     self.log(Level::Notice, "push_denied", approval.as_str());
@@ -120,8 +126,7 @@ impl Session<'_, '_> {
             }
             let now = self.deps.clock.monotonic();
             if now >= deadline {
-                self.log(Level::Notice, "push_timeout", approval.as_str());
-                return PushEnd::NotApproved("The push was not approved in time.");
+                return self.push_timed_out(approval);
             }
             if !prompted && now >= next_notice {
                 let left = (deadline - now).as_secs();
@@ -132,6 +137,11 @@ impl Session<'_, '_> {
             }
             self.deps.clock.sleep(poll.min(deadline - now));
         }
+    }
+
+    fn push_timed_out(&self, approval: &ApprovalId) -> PushEnd {
+        self.log(Level::Notice, "push_timeout", approval.as_str());
+        PushEnd::NotApproved("The push was not approved in time.")
     }
 }
 
@@ -253,6 +263,23 @@ mod tests {
         let decision = authenticate(&config(""), &args(&["method=push"]), &sudo_login(), &mut deps);
         assert_eq!(decision.outcome, Outcome::ConversationError);
         conversation.assert_drained();
+    }
+
+    /// Each poll may last only until the push deadline, so one in flight at the deadline
+    /// is cut there instead of running a whole request timeout past it.
+    #[test]
+    fn each_poll_is_given_only_the_time_left_until_the_push_deadline() {
+        let api = push_api(vec![]);
+        let config = config("method = \"push\"\npush_timeout_secs = 5\npush_poll_ms = 2000\nmax_tries = 1");
+        let steps = [
+            Step::Info("Authy push sent"),
+            Step::Info("Waiting for approval: 3 s left"),
+            Step::Info("Waiting for approval: 1 s left"),
+        ];
+        let decision = run_login(&config, &args(&[]), &sudo_login(), &steps, &api);
+        assert_eq!(decision.outcome, Outcome::MaxTries);
+        let limits: Vec<u64> = api.poll_limits.borrow().iter().map(|limit| limit.as_secs()).collect();
+        assert_eq!(limits, [5, 3, 1], "the time each poll was given");
     }
 
     #[test]

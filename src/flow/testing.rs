@@ -74,6 +74,8 @@ pub struct ScriptedApi {
     pub push_created: RefCell<VecDeque<Result<ApprovalId, ApiError>>>,
     pub push_requests: RefCell<Vec<ApprovalRequest>>,
     pub statuses: RefCell<VecDeque<Result<ApprovalStatus, ApiError>>>,
+    /// The time each status poll was given to end by.
+    pub poll_limits: RefCell<Vec<std::time::Duration>>,
     /// Gives every code a replay tag, as the Verify backend does for TOTP codes.
     pub replay_tags: bool,
     /// Speaks as a backend that is not Authy (Verify); Authy's words otherwise.
@@ -104,7 +106,8 @@ impl Backend for &ScriptedApi {
         self.push_requests.borrow_mut().push(request.clone());
         self.push_created.borrow_mut().pop_front().expect("unexpected approval request")
     }
-    fn poll_approval(&mut self, _: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, _: &ApprovalId, within: std::time::Duration) -> Result<ApprovalStatus, ApiError> {
+        self.poll_limits.borrow_mut().push(within);
         // Once the script is exhausted the request stays pending.
         self.statuses.borrow_mut().pop_front().unwrap_or(Ok(ApprovalStatus::Pending))
     }

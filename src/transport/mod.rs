@@ -114,8 +114,13 @@ impl Transport {
     /// The client's `timeout` bounds each wait (each body read) on its own, so a body that
     /// trickles in could go on for hours; the per-request timeout is reqwest's total one, from
     /// connecting to the body's last byte, whatever the server does.
-    fn send(&self, request: RequestBuilder) -> Result<(u16, Vec<u8>), ApiError> {
-        let response = request.timeout(self.timeout).send().map_err(classify)?;
+    /// `limit` (at most the timeout) is the whole request's deadline.
+    fn send(&self, request: RequestBuilder, limit: Duration) -> Result<(u16, Vec<u8>), ApiError> {
+        let limit = limit.min(self.timeout);
+        if limit.is_zero() {
+            return Err(ApiError::Unreachable("no time left for the request".into()));
+        }
+        let response = request.timeout(limit).send().map_err(classify)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         response.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(|e| classify_io(&e))?;
@@ -129,12 +134,23 @@ impl Transport {
     /// secret (Authy's `/verify/{token}/{id}`): our copy is wiped after the call; reqwest parses
     /// its own, which it frees unwiped (docs/threat-model.md, class 9).
     pub fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<(u16, Vec<u8>), ApiError> {
+        self.get_within(segments, query, self.timeout)
+    }
+
+    /// `get` that ends by `within` when that comes before the timeout: a poll in flight at
+    /// the push deadline is cut there, not one timeout later.
+    pub fn get_within(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        within: Duration,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
         let mut url = self.url(segments)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
         let url = zeroize::Zeroizing::new(String::from(url));
-        self.send(self.http.get(url.as_str()))
+        self.send(self.http.get(url.as_str()), within)
     }
 
     /// `POST` of a form-encoded body to `segments` (it may hold a code: a `Secret`).
@@ -145,14 +161,17 @@ impl Transport {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body.expose().to_owned());
-        self.send(request)
+        self.send(request, self.timeout)
     }
 
     /// `POST` of a JSON body to `segments`: the status and the bounded body.
     pub fn post_json(&self, segments: &[&str], body: &serde_json::Value) -> Result<(u16, Vec<u8>), ApiError> {
         let url = self.url(segments)?;
         let body = serde_json::to_vec(body).map_err(|e| ApiError::Protocol(e.to_string()))?;
-        self.send(self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body))
+        self.send(
+            self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body),
+            self.timeout,
+        )
     }
 }
 

@@ -17,6 +17,7 @@ use crate::backend::{
 };
 use crate::config::{VerifyConfig, VerifyUser};
 use crate::secret::Secret;
+use std::time::Duration;
 
 /// The Verify API for one user, for one authentication.
 pub struct VerifyBackend<H: VerifyHttp> {
@@ -152,7 +153,7 @@ impl<H: VerifyHttp> Backend for VerifyBackend<H> {
         Ok(id)
     }
 
-    fn poll_approval(&mut self, approval: &ApprovalId) -> Result<ApprovalStatus, ApiError> {
+    fn poll_approval(&mut self, approval: &ApprovalId, within: Duration) -> Result<ApprovalStatus, ApiError> {
         let sid = self
             .push
             .clone()
@@ -160,7 +161,8 @@ impl<H: VerifyHttp> Backend for VerifyBackend<H> {
             .ok_or_else(|| ApiError::Protocol("a poll for a challenge this login did not create".into()))?;
         let factor =
             self.user.push_factor.clone().ok_or_else(|| ApiError::Protocol("no push factor for this user".into()))?;
-        let (status, body) = self.http.get(&paths::challenge(&self.service, &self.user.identity, &sid))?;
+        let (status, body) =
+            self.http.get_within(&paths::challenge(&self.service, &self.user.identity, &sid), within)?;
         let challenge = response::challenge_fetched(status, &body, &self.asked(&factor, FactorType::Push), &sid)?;
         Ok(match challenge.status {
             ChallengeStatus::Pending => ApprovalStatus::Pending,
@@ -200,6 +202,9 @@ mod tests {
 
     impl VerifyHttp for &Scripted {
         fn get(&self, path: &[String]) -> Result<(u16, Vec<u8>), ApiError> {
+            self.reply("GET", path, "")
+        }
+        fn get_within(&self, path: &[String], _: Duration) -> Result<(u16, Vec<u8>), ApiError> {
             self.reply("GET", path, "")
         }
         fn post(&self, path: &[String], form: &Secret) -> Result<(u16, Vec<u8>), ApiError> {
@@ -353,11 +358,11 @@ mod tests {
         };
         let approval = backend.start_approval(&request).expect("created");
         assert_eq!(approval.as_str(), format!("YC{HEX}"));
-        assert_eq!(backend.poll_approval(&approval), Ok(ApprovalStatus::Pending));
-        assert!(matches!(backend.poll_approval(&approval), Err(ApiError::Protocol(_))));
-        assert_eq!(backend.poll_approval(&approval), Ok(ApprovalStatus::Approved));
+        assert_eq!(backend.poll_approval(&approval, Duration::from_secs(5)), Ok(ApprovalStatus::Pending));
+        assert!(matches!(backend.poll_approval(&approval, Duration::from_secs(5)), Err(ApiError::Protocol(_))));
+        assert_eq!(backend.poll_approval(&approval, Duration::from_secs(5)), Ok(ApprovalStatus::Approved));
         let forged = ApprovalId::parse(&format!("YC{OTHER}")).expect("id");
-        assert!(matches!(backend.poll_approval(&forged), Err(ApiError::Protocol(_))));
+        assert!(matches!(backend.poll_approval(&forged, Duration::from_secs(5)), Err(ApiError::Protocol(_))));
         let requests = http.requests.borrow();
         assert!(requests[0].2.contains("ExpirationDate=1970-01-01T00%3A17%3A40Z"), "{}", requests[0].2);
         assert_eq!(requests[1].0, "GET");

@@ -8,12 +8,15 @@ use crate::config::{ApiConfig, VerifyConfig};
 use crate::secret::Secret;
 use crate::transport::{Anchors, Endpoint, Transport};
 use reqwest::header::{HeaderMap, HeaderValue};
+use std::time::Duration;
 
 const USER_AGENT: &str = concat!("pam_authy/", env!("CARGO_PKG_VERSION"), " (linux x86_64)");
 
 /// The two requests the backend makes: status and bounded body, or a transport failure.
 pub trait VerifyHttp {
     fn get(&self, path: &[String]) -> Result<(u16, Vec<u8>), ApiError>;
+    /// `get` ended by `within` at the latest (a push poll at the push deadline).
+    fn get_within(&self, path: &[String], within: Duration) -> Result<(u16, Vec<u8>), ApiError>;
     fn post(&self, path: &[String], form: &Secret) -> Result<(u16, Vec<u8>), ApiError>;
 }
 
@@ -77,6 +80,10 @@ fn segments(path: &[String]) -> Vec<&str> {
 impl VerifyHttp for VerifyClient {
     fn get(&self, path: &[String]) -> Result<(u16, Vec<u8>), ApiError> {
         self.transport.get(&segments(path), &[])
+    }
+
+    fn get_within(&self, path: &[String], within: Duration) -> Result<(u16, Vec<u8>), ApiError> {
+        self.transport.get_within(&segments(path), &[], within)
     }
 
     fn post(&self, path: &[String], form: &Secret) -> Result<(u16, Vec<u8>), ApiError> {
