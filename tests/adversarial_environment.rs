@@ -6,7 +6,7 @@
 //! (`SSLKEYLOGFILE`) and log switches (`RUST_LOG`). Each check authenticates in a child
 //! process (this test binary re-run) whose environment holds them; the sandbox stays in the
 //! parent. Proxies come only from `[api] proxy`, trust anchors only from `ca_file` and the
-//! fixed system bundle.
+//! fixed system bundle. Every check runs for the Authy and the Verify backend.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -63,41 +63,71 @@ fn proxy_variables(url: &str) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-#[test]
-fn proxy_variables_are_ignored_when_the_config_names_no_proxy() {
+/// The backends every check runs for: each has its own client over the shared transport.
+#[derive(Debug, Clone, Copy)]
+enum Api {
+    Authy,
+    Verify,
+}
+
+const APIS: [Api; 2] = [Api::Authy, Api::Verify];
+
+/// A new sandbox and a stack `svc` whose config maps the current user on `api`, with
+/// `api_extra` lines added to `[api]` and `extra` tables after it; returns the code to type
+/// and the secret of the config (API key or API key secret).
+fn login_dir(api: Api, api_extra: &str, extra: &str) -> (authy_sandbox::Sandbox, TestDir, String, String) {
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
-    dir.write_config(&config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), ""));
+    let (text, code, secret) = match api {
+        Api::Authy => (
+            config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), extra),
+            sandbox.current_token(id).expect("token"),
+            API_KEY.to_owned(),
+        ),
+        Api::Verify => {
+            let factors = VerifyFactors::new(&sandbox);
+            (
+                verify_config_for(&dir, &sandbox, &factors.all(), extra),
+                sandbox.verify_current_code(&factors.totp).expect("code"),
+                sandbox.verify_account().api_key_secret,
+            )
+        }
+    };
+    dir.write_config(&text.replace("timeout_secs = 5\n", &format!("timeout_secs = 5\n{api_extra}\n")));
     dir.service("svc", "");
-    let proxy = Tripwire::start();
-    let mut env = proxy_variables(&proxy.url());
-    env.push(("NO_PROXY", "nothing.invalid".into()));
-    env.push(("no_proxy", "nothing.invalid".into()));
-    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
-    assert_eq!(code, PAM_SUCCESS, "{text}");
-    assert_eq!(proxy.connections(), 0, "the module went through the proxy of the environment");
+    (sandbox, dir, code, secret)
+}
+
+#[test]
+fn proxy_variables_are_ignored_when_the_config_names_no_proxy() {
+    for api in APIS {
+        let (_sandbox, dir, code, _) = login_dir(api, "", "");
+        let proxy = Tripwire::start();
+        let mut env = proxy_variables(&proxy.url());
+        env.push(("NO_PROXY", "nothing.invalid".into()));
+        env.push(("no_proxy", "nothing.invalid".into()));
+        let (result, text) = authenticate_in_child(&dir, &code, &env);
+        assert_eq!(result, PAM_SUCCESS, "{api:?}: {text}");
+        assert_eq!(proxy.connections(), 0, "{api:?}: the module went through the proxy of the environment");
+    }
 }
 
 #[test]
 fn the_configured_proxy_is_used_whatever_no_proxy_says() {
-    let (sandbox, id) = sandbox();
-    let dir = TestDir::new();
-    let configured = Tripwire::start();
-    let from_env = Tripwire::start();
-    let extra = format!("proxy = \"{}\"", configured.url());
-    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "")
-        .replace("timeout_secs = 5\n", &format!("timeout_secs = 5\n{extra}\n"));
-    dir.write_config(&text);
-    dir.service("svc", "");
-    let mut env = proxy_variables(&from_env.url());
-    env.push(("NO_PROXY", "*".into()));
-    env.push(("no_proxy", "127.0.0.1,localhost".into()));
-    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
-    // The tripwire is no real proxy: the login cannot complete, and it must not be let in.
-    assert_eq!(code, PAM_AUTHINFO_UNAVAIL, "{text}");
-    assert!(configured.connections() >= 1, "the configured proxy was bypassed: {text}");
-    assert_eq!(from_env.connections(), 0);
-    assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
+    for api in APIS {
+        let configured = Tripwire::start();
+        let from_env = Tripwire::start();
+        let (sandbox, dir, code, _) = login_dir(api, &format!("proxy = \"{}\"", configured.url()), "");
+        let mut env = proxy_variables(&from_env.url());
+        env.push(("NO_PROXY", "*".into()));
+        env.push(("no_proxy", "127.0.0.1,localhost".into()));
+        let (result, text) = authenticate_in_child(&dir, &code, &env);
+        // The tripwire is no real proxy: the login cannot complete, and it must not be let in.
+        assert_eq!(result, PAM_AUTHINFO_UNAVAIL, "{api:?}: {text}");
+        assert!(configured.connections() >= 1, "{api:?}: the configured proxy was bypassed: {text}");
+        assert_eq!(from_env.connections(), 0, "{api:?}");
+        assert!(sandbox.requests().is_empty(), "{api:?}: {:?}", sandbox.requests());
+    }
 }
 
 /// The sandbox's CA is offered through every variable a TLS stack might read, while the
@@ -108,50 +138,53 @@ fn trust_anchor_variables_are_ignored() {
         pam_authy::transport::trust::system_bundle_present(),
         "no system CA bundle, so a config without ca_file cannot be built: install ca-certificates"
     );
-    let (sandbox, id) = sandbox();
-    let dir = TestDir::new();
-    let ca = dir.write("env-ca.pem", &sandbox.ca_pem(), 0o644);
-    let ca_dir = dir.path().join("certs");
-    std::fs::create_dir(&ca_dir).expect("mkdir");
-    std::fs::write(ca_dir.join("ca.pem"), sandbox.ca_pem()).expect("write");
-    let text = config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), "[auth]\nfailmode = \"safe\"");
-    let text: String = text.lines().filter(|l| !l.starts_with("ca_file")).map(|l| format!("{l}\n")).collect();
-    dir.write_config(&text);
-    dir.service("svc", "");
-    let ca = ca.display().to_string();
-    let env = vec![
-        ("SSL_CERT_FILE", ca.clone()),
-        ("SSL_CERT_DIR", ca_dir.display().to_string()),
-        ("REQUESTS_CA_BUNDLE", ca.clone()),
-        ("CURL_CA_BUNDLE", ca.clone()),
-        ("NIX_SSL_CERT_FILE", ca.clone()),
-        ("GIT_SSL_CAINFO", ca),
-    ];
-    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
-    assert_eq!(code, PAM_AUTH_ERR, "the environment made the sandbox trusted: {text}");
-    assert!(sandbox.requests().is_empty(), "{:?}", sandbox.requests());
+    for api in APIS {
+        let (sandbox, dir, code, _) = login_dir(api, "", "[auth]\nfailmode = \"safe\"");
+        let ca = dir.write("env-ca.pem", &sandbox.ca_pem(), 0o644);
+        let ca_dir = dir.path().join("certs");
+        std::fs::create_dir(&ca_dir).expect("mkdir");
+        std::fs::write(ca_dir.join("ca.pem"), sandbox.ca_pem()).expect("write");
+        let text: String = std::fs::read_to_string(dir.config_path())
+            .expect("config")
+            .lines()
+            .filter(|l| !l.starts_with("ca_file"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        dir.write_config(&text);
+        let ca = ca.display().to_string();
+        let env = vec![
+            ("SSL_CERT_FILE", ca.clone()),
+            ("SSL_CERT_DIR", ca_dir.display().to_string()),
+            ("REQUESTS_CA_BUNDLE", ca.clone()),
+            ("CURL_CA_BUNDLE", ca.clone()),
+            ("NIX_SSL_CERT_FILE", ca.clone()),
+            ("GIT_SSL_CAINFO", ca),
+        ];
+        let (result, text) = authenticate_in_child(&dir, &code, &env);
+        assert_eq!(result, PAM_AUTH_ERR, "{api:?}: the environment made the sandbox trusted: {text}");
+        assert!(sandbox.requests().is_empty(), "{api:?}: {:?}", sandbox.requests());
+    }
 }
 
 /// `SSLKEYLOGFILE` would hand the session keys (and with them the token and the API key on
 /// the wire) to whoever names the file; `RUST_LOG` and friends must not make the module talk.
 #[test]
 fn key_log_and_log_switches_are_ignored() {
-    let (sandbox, id) = sandbox();
-    let dir = TestDir::new();
-    dir.write_config(&config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), ""));
-    dir.service("svc", "");
-    let keylog = dir.path().join("keys.log");
-    let env = vec![
-        ("SSLKEYLOGFILE", keylog.display().to_string()),
-        ("RUST_LOG", "trace".into()),
-        ("RUST_LOG_STYLE", "always".into()),
-        ("RUST_BACKTRACE", "full".into()),
-        ("TOKIO_WORKER_THREADS", "64".into()),
-    ];
-    let (code, text) = authenticate_in_child(&dir, &sandbox.current_token(id).expect("token"), &env);
-    assert_eq!(code, PAM_SUCCESS, "{text}");
-    assert!(!keylog.exists(), "TLS session keys were written to {}", keylog.display());
-    for word in ["TRACE", "DEBUG", "rustls", "reqwest", "hyper", "tokio", API_KEY] {
-        assert!(!text.contains(word), "the module printed {word:?}: {text}");
+    for api in APIS {
+        let (_sandbox, dir, code, secret) = login_dir(api, "", "");
+        let keylog = dir.path().join("keys.log");
+        let env = vec![
+            ("SSLKEYLOGFILE", keylog.display().to_string()),
+            ("RUST_LOG", "trace".into()),
+            ("RUST_LOG_STYLE", "always".into()),
+            ("RUST_BACKTRACE", "full".into()),
+            ("TOKIO_WORKER_THREADS", "64".into()),
+        ];
+        let (result, text) = authenticate_in_child(&dir, &code, &env);
+        assert_eq!(result, PAM_SUCCESS, "{api:?}: {text}");
+        assert!(!keylog.exists(), "{api:?}: TLS session keys were written to {}", keylog.display());
+        for word in ["TRACE", "DEBUG", "rustls", "reqwest", "hyper", "tokio", secret.as_str()] {
+            assert!(!text.contains(word), "{api:?}: the module printed {word:?}: {text}");
+        }
     }
 }

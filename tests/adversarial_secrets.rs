@@ -227,6 +227,11 @@ fn child_captures_syslog_while_logging_in() {
     codes.push(login(&dir, &ssh, &[]));
     assert_eq!(codes, [0, 11, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3], "the logins did not end as planned");
 
+    // The Verify backend: a right and wrong TOTP codes, an SMS code, a push, the API down with
+    // an offline secret, and an API key secret the API refuses.
+    let verify_codes = verify_logins(&ssh, &mut secrets);
+    assert_eq!(verify_codes, [0, 11, 0, 0, 0, 3], "the Verify logins did not end as planned");
+
     reader.join().expect("reader");
     let datagrams = received.lock().expect("lock").clone();
     let lines: Vec<String> = datagrams.iter().map(|d| String::from_utf8_lossy(d).into_owned()).collect();
@@ -241,6 +246,7 @@ fn child_captures_syslog_while_logging_in() {
         lines.iter().any(|l| l.contains("outcome=service_error") && l.contains(&main) && l.contains(&drop_in)),
         "no one line names both files that define the user: {all}"
     );
+    assert!(lines.iter().filter(|l| l.contains("outcome=success")).count() >= 8, "{all}");
     for secret in &secrets {
         for line in &lines {
             assert!(!line.contains(secret.as_str()), "syslog holds the secret {secret:?}: {line:?}");
@@ -261,6 +267,68 @@ fn child_captures_syslog_while_logging_in() {
         assert_eq!(keys.iter().filter(|k| **k == "reason").count(), 1, "forged field: {line}");
     }
     println!("SYSLOG-CHECKED {} lines", lines.len());
+}
+
+const VERIFY_WRONG_CODES: [&str; 3] = ["864209", "753186", "975310"];
+const VERIFY_WRONG_SECRET: &str = "wrong-verify-SECRET-8e1d";
+
+/// Logins through the Verify backend; every code, the API key secret and the offline seed
+/// join `secrets`. Returns the PAM codes.
+fn verify_logins(ssh: &Items, secrets: &mut Vec<String>) -> Vec<i32> {
+    let sandbox = common::sandbox().0;
+    let account = sandbox.verify_account();
+    let factors = VerifyFactors::new(&sandbox);
+    secrets.extend([account.api_key_secret.clone(), account.auth_token.clone(), VERIFY_WRONG_SECRET.into()]);
+    secrets.extend(VERIFY_WRONG_CODES.map(String::from));
+    let dir = TestDir::new();
+    let extra = format!(
+        "[auth]\npush_timeout_secs = 5\npush_poll_ms = 100\n[offline]\nstate_dir = \"{}\"",
+        dir.state_dir().display()
+    );
+    let text = verify_config_for(&dir, &sandbox, &format!("{}, offline_secret = \"{SEED}\"", factors.all()), &extra);
+    let config = |url: &str, secret: &str| {
+        text.replace(&sandbox.url(), url).replace(&format!("\"{}\"", account.api_key_secret), &format!("\"{secret}\""))
+    };
+    let totp = factors.totp;
+    dir.write_config(&config(&sandbox.url(), &account.api_key_secret));
+    dir.service("svc", "debug");
+    let mut codes = Vec::new();
+    let code = sandbox.verify_current_code(&totp).expect("code");
+    secrets.push(code.clone());
+    codes.push(login(&dir, ssh, &[code]));
+    codes.push(login(&dir, ssh, &VERIFY_WRONG_CODES.map(String::from)));
+    // The SMS code is read from the sandbox when the module asks for it.
+    let mut asked = 0;
+    let mut sms_code = String::new();
+    codes.push(
+        dir.authenticate_with("svc", &current_user(), ssh, &mut |m: &Message| {
+            if !m.style.is_prompt() {
+                return Reply::text("");
+            }
+            asked += 1;
+            if asked == 1 {
+                return Reply::text("sms");
+            }
+            sms_code = sandbox.verify_sent_codes().last().expect("a sent code").code.clone();
+            Reply::Text(sms_code.clone())
+        })
+        .code,
+    );
+    secrets.push(sms_code);
+    sandbox.set_push_scenario(FaultScope::Verify, PushScenario::AfterPolls { status: PushStatus::Approved, polls: 2 });
+    codes.push(login(&dir, ssh, &["push".into(), String::new()]));
+    let down = format!("https://127.0.0.1:{}", closed_port());
+    dir.write_config(&config(&down, &account.api_key_secret));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
+    let offline = code_at(&Secret::from(SEED), now, &params).expect("code").expose().to_owned();
+    secrets.push(offline.clone());
+    let typed_while_down = "246813".to_owned();
+    secrets.push(typed_while_down.clone());
+    codes.push(login(&dir, ssh, &[typed_while_down, offline]));
+    dir.write_config(&config(&sandbox.url(), VERIFY_WRONG_SECRET));
+    codes.push(login(&dir, ssh, &["sms".into()]));
+    codes
 }
 
 /// `Debug` of every type that holds or carries a secret shows none of it.

@@ -7,14 +7,11 @@
 
 mod common;
 
-use authy_sandbox::{Fault, FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig, TotpFactorSpec};
+use authy_sandbox::{Fault, FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig};
 use common::*;
 use pam_harness::{
     AuthResult, Message, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS, Reply,
 };
-
-const IDENTITY: &str = "2f0c9a3e5b7d4e61a8c0f1e2d3c4b5a6";
-const PHONE: &str = "+15551234567";
 
 /// A sandbox with one entity holding a verified TOTP factor and a push factor.
 struct Verify {
@@ -28,28 +25,15 @@ impl Verify {
     fn new() -> Verify {
         let sandbox =
             Sandbox::start(SandboxConfig { api_key: API_KEY.into(), ..SandboxConfig::default() }).expect("sandbox");
-        let service = sandbox.verify_account().service_sid;
-        let totp = sandbox.verify_add_totp_factor(&service, IDENTITY, &TotpFactorSpec::default()).expect("totp").sid;
-        let push = sandbox.verify_add_push_factor(&service, IDENTITY).expect("push").sid;
+        let VerifyFactors { totp, push } = VerifyFactors::new(&sandbox);
         Verify { dir: TestDir::new(), sandbox, totp, push }
     }
 
     /// Writes the config: `fields` of the user's entry after verify_identity, `extra` TOML
     /// tables (with their headers) after [verify], and `url` instead of the sandbox's.
     fn config_at(&self, url: &str, fields: &str, extra: &str) {
-        let account = self.sandbox.verify_account();
-        let ca = self.dir.write("ca.pem", &self.sandbox.ca_pem(), 0o644);
-        let text = format!(
-            "[api]\nbackend = \"verify\"\nurl = \"{url}\"\nca_file = \"{ca}\"\ntimeout_secs = 5\n\n\
-             [verify]\nservice_sid = \"{service}\"\napi_key_sid = \"{sid}\"\napi_key_secret = \"{secret}\"\n\n\
-             {extra}\n\n[users]\n\"{user}\" = {{ verify_identity = \"{IDENTITY}\", {fields} }}\n",
-            ca = ca.display(),
-            service = account.service_sid,
-            sid = account.api_key_sid,
-            secret = account.api_key_secret,
-            user = current_user(),
-        );
-        self.dir.write_config(&text);
+        let text = verify_config_for(&self.dir, &self.sandbox, fields, extra);
+        self.dir.write_config(&text.replace(&self.sandbox.url(), url));
         self.dir.service("svc", "");
         self.dir.service("svc2", "");
     }
@@ -60,7 +44,7 @@ impl Verify {
     }
 
     fn all_factors(&self) -> String {
-        format!("totp_factor = \"{}\", phone = \"{PHONE}\", push_factor = \"{}\"", self.totp, self.push)
+        VerifyFactors { totp: self.totp.clone(), push: self.push.clone() }.all()
     }
 
     fn totp_only(&self) -> String {
@@ -132,15 +116,15 @@ fn sms_and_call_codes_are_checked_against_that_very_verification() {
         assert_eq!(result.code, PAM_SUCCESS, "{word}: {}", result.text());
         let sent = verify.sandbox.verify_sent_codes();
         assert_eq!(sent.len(), 1);
-        assert_eq!((sent[0].to.as_str(), sent[0].channel.as_str()), (PHONE, word));
-        assert!(!result.text().contains(PHONE), "the full number was shown: {}", result.text());
+        assert_eq!((sent[0].to.as_str(), sent[0].channel.as_str()), (VERIFY_PHONE, word));
+        assert!(!result.text().contains(VERIFY_PHONE), "the full number was shown: {}", result.text());
     }
 }
 
 #[test]
 fn a_used_verification_code_is_a_failed_try_never_a_success() {
     let verify = Verify::new();
-    verify.config(&format!("phone = \"{PHONE}\""), "[auth]\nmax_tries = 2");
+    verify.config(&format!("phone = \"{VERIFY_PHONE}\""), "[auth]\nmax_tries = 2");
     let mut asked = 0;
     let mut first_code = String::new();
     let sandbox = &verify.sandbox;
@@ -167,7 +151,7 @@ fn a_used_verification_code_is_a_failed_try_never_a_success() {
 #[test]
 fn too_many_wrong_checks_are_explained_and_end_the_login() {
     let verify = Verify::new();
-    verify.config(&format!("phone = \"{PHONE}\""), "[auth]\nmax_tries = 10");
+    verify.config(&format!("phone = \"{VERIFY_PHONE}\""), "[auth]\nmax_tries = 10");
     let wrong = ["sms", "000000", "000000", "000000", "000000", "000000", "000000", "000000"];
     let result = verify.login("svc", &mut answers(&wrong));
     assert_eq!(result.code, PAM_AUTH_ERR, "{}", result.text());
@@ -187,6 +171,9 @@ fn a_push_is_approved_only_by_its_own_challenge() {
     let challenges = verify.sandbox.verify_challenges();
     assert_eq!(challenges.len(), 1);
     assert_eq!((challenges[0].factor_sid.as_str(), challenges[0].factor_type.as_str()), (verify.push.as_str(), "push"));
+    assert!(challenges[0].message.as_deref().is_some_and(|m| m.contains(" as ")), "{:?}", challenges[0]);
+    assert!(challenges[0].fields.iter().any(|(label, _)| label == "User"), "{:?}", challenges[0].fields);
+    assert_eq!(challenges[0].hidden_details, None, "the login context is sent once, visibly");
     verify
         .sandbox
         .set_push_scenario(FaultScope::Verify, PushScenario::AfterPolls { status: PushStatus::Denied, polls: 1 });
@@ -275,14 +262,14 @@ fn lying_replies_and_transport_tricks_never_pass() {
         )
     };
     let faults = [
-        Fault::Body(201, lie(other_factor, IDENTITY, &account.service_sid, "totp")),
+        Fault::Body(201, lie(other_factor, VERIFY_IDENTITY, &account.service_sid, "totp")),
         Fault::Body(201, lie(&verify.totp, "aaaaaaaa-bbbb", &account.service_sid, "totp")),
-        Fault::Body(201, lie(&verify.totp, IDENTITY, "VAfedcba9876543210fedcba9876543210", "totp")),
-        Fault::Body(201, lie(&verify.totp, IDENTITY, &account.service_sid, "push")),
-        Fault::Body(200, lie(&verify.totp, IDENTITY, &account.service_sid, "totp")),
+        Fault::Body(201, lie(&verify.totp, VERIFY_IDENTITY, "VAfedcba9876543210fedcba9876543210", "totp")),
+        Fault::Body(201, lie(&verify.totp, VERIFY_IDENTITY, &account.service_sid, "push")),
+        Fault::Body(200, lie(&verify.totp, VERIFY_IDENTITY, &account.service_sid, "totp")),
         Fault::Body(
             201,
-            lie(&verify.totp, IDENTITY, &account.service_sid, "totp")
+            lie(&verify.totp, VERIFY_IDENTITY, &account.service_sid, "totp")
                 .replace("\"status\":\"approved\"", "\"status\":\"pending\",\"status\":\"approved\""),
         ),
         Fault::Html,

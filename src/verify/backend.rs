@@ -138,7 +138,6 @@ impl<H: VerifyHttp> Backend for VerifyBackend<H> {
         let details = PushDetails {
             message: request.message.clone(),
             fields: request.details.clone(),
-            hidden: request.details.clone(),
             expires_at: self.started_at.saturating_add(request.seconds_to_expire),
         };
         let path = paths::challenges(&self.service, &self.user.identity);

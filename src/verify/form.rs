@@ -2,9 +2,13 @@
 //!
 //! Verify takes `application/x-www-form-urlencoded` with case-exact PascalCase names, dotted
 //! names for nested parameters (`Details.Message`), the same name repeated for a list
-//! (`Details.Fields`) and JSON text as the value of an object parameter (each field,
-//! `HiddenDetails`). Values are percent-encoded here, so user-controlled text (a remote host,
-//! a command line) can never add a parameter. Bodies that carry a code are `Secret`s.
+//! (`Details.Fields`) and JSON text as the value of an object parameter (each field). Values
+//! are percent-encoded here, so user-controlled text (a remote host, a command line) can never
+//! add a parameter. Bodies that carry a code are `Secret`s.
+//!
+//! A push sends no `HiddenDetails`: the app that approves needs nothing the user does not
+//! see (the message and fields are the whole login context), and a copy of the login
+//! context stored unseen at Twilio is only more personal data kept elsewhere.
 
 use super::{FactorSid, Phone, VerificationSid};
 use crate::backend::{Channel, Token};
@@ -17,7 +21,6 @@ pub const MAX_MESSAGE_CHARS: usize = 256;
 pub const MAX_FIELDS: usize = 20;
 pub const MAX_LABEL_CHARS: usize = 36;
 pub const MAX_VALUE_CHARS: usize = 128;
-pub const MAX_HIDDEN_DETAILS_CHARS: usize = 1024;
 
 /// Appends `text` percent-encoded as a form value (space as `+`, unreserved bytes as-is).
 fn encode_into(out: &mut String, text: &str) {
@@ -67,12 +70,11 @@ pub fn totp_challenge(factor: &FactorSid, code: &Token) -> Secret {
     Form::new().add("FactorSid", factor.as_str()).add("AuthPayload", code.expose()).finish()
 }
 
-/// What a push challenge shows (message, fields) and carries unseen (hidden details).
+/// What a push challenge shows: the message and the fields of the login context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushDetails {
     pub message: String,
     pub fields: Vec<(String, String)>,
-    pub hidden: Vec<(String, String)>,
     /// `ExpirationDate`, seconds since the epoch.
     pub expires_at: u64,
 }
@@ -91,22 +93,7 @@ pub fn push_challenge(factor: &FactorSid, details: &PushDetails) -> Secret {
         });
         form = form.add("Details.Fields", &field.to_string());
     }
-    form.add("HiddenDetails", &hidden_details(&details.hidden)).finish()
-}
-
-/// A JSON object of string values, at most `MAX_HIDDEN_DETAILS_CHARS` long: pairs that would
-/// push it past the bound are left out.
-fn hidden_details(pairs: &[(String, String)]) -> String {
-    let mut object = serde_json::Map::new();
-    for (key, value) in pairs {
-        let key = sanitize::display_text(key, MAX_LABEL_CHARS);
-        let value = serde_json::Value::String(sanitize::display_text(value, MAX_VALUE_CHARS));
-        object.insert(key.clone(), value);
-        if serde_json::Value::Object(object.clone()).to_string().chars().count() > MAX_HIDDEN_DETAILS_CHARS {
-            object.remove(&key);
-        }
-    }
-    serde_json::Value::Object(object).to_string()
+    form.finish()
 }
 
 /// `POST …/Verifications`: send a code to `to` by `channel`.
@@ -169,19 +156,16 @@ mod tests {
         let details = PushDetails {
             message: "Login to host&FactorSid=YFevil".into(),
             fields: vec![("Remote host".into(), "x&AuthPayload=1=2\n\u{1b}[2J+%".into())],
-            hidden: vec![("service".into(), "sshd\"}&x=1".into())],
             expires_at: 1_438_286_400,
         };
         let pairs = decode(push_challenge(&factor(), &details).expose());
         let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["FactorSid", "ExpirationDate", "Details.Message", "Details.Fields", "HiddenDetails"]);
+        assert_eq!(names, ["FactorSid", "ExpirationDate", "Details.Message", "Details.Fields"], "no HiddenDetails");
         assert_eq!(pairs[0].1, format!("YF{HEX}"));
         assert_eq!(pairs[1].1, "2015-07-30T20:00:00Z");
         assert_eq!(pairs[2].1, "Login to host&FactorSid=YFevil");
         let field: serde_json::Value = serde_json::from_str(&pairs[3].1).expect("json");
         assert_eq!(field, serde_json::json!({"label": "Remote host", "value": "x&AuthPayload=1=2[2J+%"}));
-        let hidden: serde_json::Value = serde_json::from_str(&pairs[4].1).expect("json");
-        assert_eq!(hidden, serde_json::json!({"service": "sshd\"}&x=1"}));
     }
 
     #[test]
@@ -189,7 +173,6 @@ mod tests {
         let details = PushDetails {
             message: "m".repeat(1000),
             fields: (0..30).map(|i| (format!("{i}{}", "l".repeat(100)), "v".repeat(500))).collect(),
-            hidden: (0..30).map(|i| (format!("k{i}"), "h".repeat(500))).collect(),
             expires_at: 0,
         };
         let pairs = decode(push_challenge(&factor(), &details).expose());
@@ -202,11 +185,6 @@ mod tests {
         }
         let message = &pairs.iter().find(|(k, _)| k == "Details.Message").expect("message").1;
         assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS);
-        let hidden = &pairs.iter().find(|(k, _)| k == "HiddenDetails").expect("hidden").1;
-        assert!(hidden.chars().count() <= MAX_HIDDEN_DETAILS_CHARS);
-        assert!(
-            serde_json::from_str::<serde_json::Value>(hidden).expect("json").as_object().is_some_and(|o| !o.is_empty())
-        );
     }
 
     #[test]

@@ -222,3 +222,47 @@ pub fn offline_config(
     let extra = format!("{auth}[offline]\nstate_dir = \"{}\"\n{offline}", state_dir.display());
     config_for(dir, sandbox, &mapping, &extra).replace(&sandbox.url(), &format!("https://127.0.0.1:{}", closed_port()))
 }
+
+/// The Verify identity the tests map the current user to (an opaque id, never a name).
+pub const VERIFY_IDENTITY: &str = "2f0c9a3e5b7d4e61a8c0f1e2d3c4b5a6";
+pub const VERIFY_PHONE: &str = "+15551234567";
+
+/// The SIDs of the sandbox factors of `VERIFY_IDENTITY`: a verified TOTP factor and a push
+/// factor.
+pub struct VerifyFactors {
+    pub totp: String,
+    pub push: String,
+}
+
+impl VerifyFactors {
+    pub fn new(sandbox: &Sandbox) -> VerifyFactors {
+        let service = sandbox.verify_account().service_sid;
+        let spec = authy_sandbox::TotpFactorSpec::default();
+        let totp = sandbox.verify_add_totp_factor(&service, VERIFY_IDENTITY, &spec).expect("totp factor").sid;
+        let push = sandbox.verify_add_push_factor(&service, VERIFY_IDENTITY).expect("push factor").sid;
+        VerifyFactors { totp, push }
+    }
+
+    /// The user entry's fields after `verify_identity`: every factor and the phone.
+    pub fn all(&self) -> String {
+        format!("totp_factor = \"{}\", phone = \"{VERIFY_PHONE}\", push_factor = \"{}\"", self.totp, self.push)
+    }
+}
+
+/// A `backend = "verify"` config that trusts the sandbox CA and maps the current user to
+/// `VERIFY_IDENTITY` with `fields`; `extra` TOML tables (with their headers) follow `[verify]`.
+pub fn verify_config_for(dir: &TestDir, sandbox: &Sandbox, fields: &str, extra: &str) -> String {
+    let account = sandbox.verify_account();
+    let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
+    format!(
+        "[api]\nbackend = \"verify\"\nurl = \"{url}\"\nca_file = \"{ca}\"\ntimeout_secs = 5\n\n\
+         [verify]\nservice_sid = \"{service}\"\napi_key_sid = \"{key_sid}\"\napi_key_secret = \"{secret}\"\n\n\
+         {extra}\n\n[users]\n\"{user}\" = {{ verify_identity = \"{VERIFY_IDENTITY}\", {fields} }}\n",
+        url = sandbox.url(),
+        ca = ca.display(),
+        service = account.service_sid,
+        key_sid = account.api_key_sid,
+        secret = account.api_key_secret,
+        user = current_user(),
+    )
+}
