@@ -72,6 +72,9 @@ fn denied_and_expired_pushes_fail() {
         sandbox.set_push_scenario(FaultScope::User(id), PushScenario::AfterPolls { status, polls: 1 });
         let result = dir.authenticate_with("svc", &current_user(), &ssh_items(), &mut push_then(&[]));
         assert_eq!(result.code, PAM_MAXTRIES, "{status:?}: {}", result.text());
+        let why = if status == PushStatus::Denied { "The push was denied." } else { "The push expired." };
+        let last = result.transcript.last().expect("a last message");
+        assert_eq!((last.style, last.text.as_str()), (Style::ErrorMsg, &*format!("{why} No tries left.")));
     }
 }
 
@@ -85,6 +88,11 @@ fn an_unanswered_push_fails_at_the_local_deadline() {
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
     assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(8), "{waited:?}");
     assert!(result.text().contains("Waiting for approval"), "{}", result.text());
+    assert!(
+        result.text().ends_with("ErrorMsg: The push was not approved in time. No tries left.\n"),
+        "{}",
+        result.text()
+    );
 }
 
 #[test]

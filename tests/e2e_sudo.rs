@@ -303,6 +303,61 @@ fn sudo_says_that_authy_cannot_be_reached_when_there_is_no_offline_secret() {
     assert!(run.stderr.contains("Authy cannot be reached; try again later."), "{}", run.output());
 }
 
+/// A case whose config points at a closed loopback port: the API cannot be reached and the
+/// user has no offline secret.
+fn unreachable_case(service: &str) -> Case {
+    let case = Case::new(service, service, true, "");
+    let config = std::fs::read_to_string(case.dir.config_path()).expect("read config");
+    let unreachable = format!("https://127.0.0.1:{}", common::closed_port());
+    case.dir.write_config(&config.replace(&case.sandbox.url(), &unreachable));
+    case
+}
+
+#[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real su")]
+fn su_says_that_the_api_cannot_be_reached_when_there_is_no_offline_secret() {
+    let test = "su_says_that_the_api_cannot_be_reached_when_there_is_no_offline_secret";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = unreachable_case("su");
+    let caller = TestUser::create();
+    let mut binds = vec![(case.pam_d.clone(), PathBuf::from("/etc/pam.d"))];
+    binds.extend(private_login_records(case.dir.path()));
+    let argv = namespace_argv(&binds, &as_user(&caller.name, &["su", &case.user.name, "-c", LOGIN_COMMAND]));
+    let rules = [rule("Password:", &[case.user.password()]), rule("Authy token", &["1234567"])];
+    let run = pty_dialog(case.dir.path(), &argv, &rules);
+    report_timing(test, "su (pty)", run.elapsed);
+    assert_refused(&run);
+    assert!(position(&run, "Authy token") < position(&run, "cannot be reached; try again later."));
+}
+
+#[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real login")]
+fn a_console_login_says_that_the_api_cannot_be_reached_when_there_is_no_offline_secret() {
+    let test = "a_console_login_says_that_the_api_cannot_be_reached_when_there_is_no_offline_secret";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = unreachable_case("login");
+    let mut binds = vec![(case.pam_d.clone(), PathBuf::from("/etc/pam.d"))];
+    binds.extend(private_login_records(case.dir.path()));
+    let argv = namespace_argv(&binds, &["login", &case.user.name]);
+    let leave = format!("{LOGIN_COMMAND}; exit");
+    let rules = [
+        rule("Password:", &[case.user.password()]),
+        rule("Authy token", &["1234567"]),
+        rule("$ ", &[&leave]),
+        // login asks for another try: the dialog ends here.
+        rule("Login incorrect", &[]),
+    ];
+    let run = pty_dialog(case.dir.path(), &argv, &rules);
+    report_timing(test, "login (pty)", run.elapsed);
+    assert!(!run.stdout.contains(LOGIN_MARKER), "the shell must not run:\n{}", run.output());
+    assert!(position(&run, "Authy token") < position(&run, "cannot be reached; try again later."));
+    assert!(position(&run, "cannot be reached; try again later.") < position(&run, "Login incorrect"));
+}
+
 /// What pam-auth-update writes: the host's profiles plus ours, into a copy of the host's
 /// /etc/pam.d, /var/lib/pam and /usr/share/pam-configs under `root` (its `--root`), with a
 /// private copy of the debconf database mounted over the host's.

@@ -10,7 +10,7 @@ use authy_sandbox::{Fault, FaultScope, SandboxConfig, ServerCert};
 use common::*;
 use pam_harness::{
     Items, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SERVICE_ERR, PAM_SUCCESS,
-    PAM_USER_UNKNOWN, Reply,
+    PAM_USER_UNKNOWN, Reply, Style,
 };
 
 fn verify_requests(sandbox: &authy_sandbox::Sandbox) -> usize {
@@ -63,6 +63,9 @@ fn wrong_tokens_until_max_tries_give_maxtries() {
     let result = dir.authenticate("login2fa", &current_user(), &mut answers(&["0000000", "1111111"]));
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
     assert_eq!(verify_requests(&sandbox), 2);
+    let errors: Vec<&str> =
+        result.transcript.iter().filter(|m| m.style == Style::ErrorMsg).map(|m| m.text.as_str()).collect();
+    assert_eq!(errors, ["Wrong token.", "Wrong token. No tries left."], "the last try says why too");
 }
 
 #[test]

@@ -99,6 +99,7 @@ fn a_totp_code_accepted_once_is_refused_to_the_next_login_of_another_service() {
     let challenges = verify.sandbox.verify_challenges().len();
     let result = verify.login("svc2", &mut answers(&[&code]));
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
+    assert_eq!(last_message(&result), "That code was already used; wait for the next one. No tries left.");
     assert_eq!(verify.sandbox.verify_challenges().len(), challenges, "the replayed code reached the API");
     let state = std::fs::read_dir(verify.dir.state_dir()).expect("state dir");
     for entry in state.flatten() {
@@ -146,6 +147,15 @@ fn a_used_verification_code_is_a_failed_try_never_a_success() {
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
     let result = verify.login("svc", &mut answers(&[&first_code, &first_code]));
     assert_ne!(result.code, PAM_SUCCESS, "a code of a used verification passed: {}", result.text());
+    assert_eq!(
+        last_message(&result),
+        "That code can no longer be checked (it expired or was used); ask for a new one. No tries left."
+    );
+}
+
+/// The text of the last message the module sent.
+fn last_message(result: &AuthResult) -> &str {
+    result.transcript.last().map_or("", |m| m.text.as_str())
 }
 
 #[test]
@@ -180,6 +190,7 @@ fn a_push_is_approved_only_by_its_own_challenge() {
     verify.config(&verify.all_factors(), "[auth]\npush_timeout_secs = 5\npush_poll_ms = 100\nmax_tries = 1");
     let result = verify.login("svc", &mut answers(&["push", ""]));
     assert_eq!(result.code, PAM_MAXTRIES, "{}", result.text());
+    assert_eq!(last_message(&result), "The push was denied. No tries left.");
 }
 
 #[test]

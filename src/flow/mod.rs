@@ -30,6 +30,9 @@ pub use prompt::{
 };
 pub use push::push_prompt;
 
+/// Ends the message of the last failed try.
+pub const NO_TRIES_LEFT: &str = "No tries left.";
+
 use crate::backend::{ApiError, Backend, Channel, Word};
 use crate::clock::Clock;
 use crate::config::{AuthyId, Config, Method, ModuleArgs, UserEntry};
@@ -242,13 +245,17 @@ impl Session<'_, '_> {
         self.failed_tries < self.config.auth.max_tries
     }
 
-    /// A failed try: say so unless it was the last one (the application reports that).
+    /// A failed try, and why. The last one says why too, and that no try is left: the
+    /// application only reports that authentication failed. That last message is best
+    /// effort (sshd shows it after PAM_MAXTRIES too); the login ends in MaxTries whatever
+    /// the conversation does.
     fn failed_try(&mut self, text: &str) -> ControlFlow<Decision> {
         self.failed_tries += 1;
         if self.tries_left() {
             let sent = self.deps.conversation.error(text);
             return self.shown(sent);
         }
+        let _ = self.deps.conversation.error(&format!("{text} {NO_TRIES_LEFT}"));
         ControlFlow::Continue(())
     }
 

@@ -14,6 +14,8 @@ use std::ops::ControlFlow;
 pub fn offline_prompt(wording: &crate::backend::Wording) -> String {
     format!("{} cannot be reached. Offline code (pam_authy entry of your authenticator): ", wording.service)
 }
+/// Too many wrong offline codes lately: the fallback refuses every code for a while.
+pub const OFFLINE_LOCKED: &str = "Too many wrong offline codes lately; try again later.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OfflineVerdict {
@@ -69,7 +71,10 @@ impl Session<'_, '_> {
                 OfflineVerdict::Accepted => {
                     return self.decision(Outcome::Verified(Factor::Offline), "offline_code_valid");
                 }
-                OfflineVerdict::Locked => return self.decision(Outcome::MaxTries, "offline_locked_out"),
+                OfflineVerdict::Locked => {
+                    let _ = self.deps.conversation.error(OFFLINE_LOCKED);
+                    return self.decision(Outcome::MaxTries, "offline_locked_out");
+                }
                 OfflineVerdict::Replayed => "That code was already used; wait for the next one.",
                 OfflineVerdict::Wrong => "Wrong offline code.",
             };
@@ -151,6 +156,7 @@ mod tests {
             Step::Prompt("Offline code", "000000"),
             Step::Error("Wrong offline code"),
             Step::Prompt("Offline code", "abc"),
+            Step::Error("Wrong offline code. No tries left."),
         ];
         let decision = run_offline(&offline_config("max_tries = 2"), &steps, &store, &FakeClock::at_unix(NOW));
         assert_eq!(decision.outcome, Outcome::MaxTries);
@@ -164,10 +170,14 @@ mod tests {
         let config = offline_config("max_tries = 1");
         let first = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
         assert_eq!(run_offline(&config, &first, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
-        let again = run_offline(&config, &first, &store, &clock);
+        let used = Step::Error("That code was already used; wait for the next one. No tries left.");
+        let again = [first[0].clone(), first[1].clone(), used.clone()];
+        let again = run_offline(&config, &again, &store, &clock);
         assert_eq!(again.outcome, Outcome::MaxTries, "same step twice");
         clock.advance(Duration::from_secs(30));
-        let older = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW - 30))];
+        let wrong = Step::Error("Wrong offline code. No tries left.");
+        let older =
+            [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW - 30)), wrong];
         assert_eq!(run_offline(&config, &older, &store, &clock).outcome, Outcome::MaxTries, "a past step");
         let newer = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW + 30))];
         assert_eq!(run_offline(&config, &newer, &store, &clock).outcome, Outcome::Verified(Factor::Offline));
@@ -229,11 +239,19 @@ mod tests {
         let store = MemoryStateStore::new();
         let clock = FakeClock::at_unix(NOW);
         let config = offline_config("max_tries = 1\n[offline]\nmax_failures = 2\nfailure_window_secs = 300");
-        let wrong = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", "000000")];
+        let wrong = [
+            Step::Prompt("Authy token", "1234567"),
+            Step::Prompt("Offline code", "000000"),
+            Step::Error("Wrong offline code. No tries left."),
+        ];
         for _ in 0..2 {
             assert_eq!(run_offline(&config, &wrong, &store, &clock).outcome, Outcome::MaxTries);
         }
-        let right = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", offline_code(NOW))];
+        let right = [
+            Step::Prompt("Authy token", "1234567"),
+            Step::Prompt("Offline code", offline_code(NOW)),
+            Step::Error(super::OFFLINE_LOCKED),
+        ];
         let locked = run_offline(&config, &right, &store, &clock);
         assert_eq!((locked.outcome, locked.reason.as_str()), (Outcome::MaxTries, "offline_locked_out"));
         clock.advance(Duration::from_secs(301));

@@ -281,7 +281,9 @@ mod tests {
         let decision = run_full(&config, &args, &login("alice"), &steps, &first, &store, &clock);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         let second = tagging_api(vec![]);
-        let decision = run_full(&config, &args, &sudo_login(), &steps, &second, &store, &clock);
+        let refused =
+            [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+        let decision = run_full(&config, &args, &sudo_login(), &refused, &second, &store, &clock);
         assert_eq!(decision.outcome, Outcome::MaxTries);
         assert!(second.verified.borrow().is_empty(), "a reused code must not reach the API");
         clock.advance(crate::verify::replay::WINDOW);
@@ -353,6 +355,7 @@ mod tests {
             Step::Prompt("Authy token", "2222222"),
             Step::Error("already used"),
             Step::Prompt("Authy token", "3333333"),
+            Step::Error("Wrong token. No tries left."),
         ];
         let verdicts = vec![Ok(TokenVerdict::Invalid), Ok(TokenVerdict::Reused), Ok(TokenVerdict::Invalid)];
         let (decision, _) = run_scripted(&config(""), "alice", &steps, verdicts);
@@ -368,6 +371,7 @@ mod tests {
             Step::Prompt("Authy token", ""),
             Step::Error("Invalid token"),
             Step::Prompt("Authy token", "123456/42#"),
+            Step::Error("Invalid token: type the 6 to 8 digits shown by Authy, or push, sms or call. No tries left."),
         ];
         let (decision, sent) = run_scripted(&config(""), "alice", &steps, vec![]);
         assert_eq!(decision.outcome, Outcome::MaxTries);
@@ -481,6 +485,7 @@ mod tests {
             Step::Prompt("(or type push, sms or call)", "sms"),
             Step::Info("SMS sent"),
             Step::Prompt("Authy token: ", "push"),
+            Step::Error("No more push, SMS or call requests for this login; type a token. No tries left."),
         ];
         let decision = run_with(&config("max_tries = 1"), &args(&[]), "alice", &steps, &api);
         assert_eq!(decision.outcome, Outcome::MaxTries);

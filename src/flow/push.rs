@@ -200,13 +200,20 @@ mod tests {
             (vec![], "not approved in time"),
         ] {
             let api = push_api(statuses);
+            let said = match text {
+                "denied" => Step::Error("The push was denied. No tries left."),
+                "expired" => Step::Error("The push expired. No tries left."),
+                _ => Step::Error("The push was not approved in time. No tries left."),
+            };
             let steps = [
                 Step::Info("Authy push sent"),
                 Step::Info("Waiting for approval"),
                 Step::Info("Waiting for approval"),
                 Step::Info("Waiting for approval"),
+                said.clone(),
             ];
-            let steps: &[Step] = if text == "not approved in time" { &steps } else { &steps[..1] };
+            let denied_or_expired = [steps[0].clone(), said];
+            let steps: &[Step] = if text == "not approved in time" { &steps } else { &denied_or_expired };
             let decision = run_login(&config("max_tries = 1"), &args(&["method=push"]), &sudo_login(), steps, &api);
             assert_eq!(decision.outcome, Outcome::MaxTries, "{text}");
         }
