@@ -11,6 +11,7 @@
 //! per user) or `verify` (a `[verify]` table and `verify_identity` plus factors per user).
 //! A key of one backend in a config for the other is an error, never silently ignored.
 
+mod diagnose;
 mod users_d;
 
 pub use users_d::{MAX_DROP_INS, USERS_DIR, users_dir};
@@ -378,16 +379,22 @@ impl Config {
     /// Reads and validates the file at `path` and its `users.d` drop-ins with all ownership
     /// and mode checks: what the module and `pam-authy check` both call.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::load_main(path)?;
+        config.drop_ins = users_d::merge_drop_ins(path, config.api.backend, &mut config.users)?;
+        Ok(config)
+    }
+
+    /// The main file alone, with its owner, mode and schema checks.
+    fn load_main(path: &Path) -> Result<Config, ConfigError> {
         let file = secure_fs::read_file(path, MAX_FILE_BYTES).map_err(ConfigError::file)?;
         let text = std::str::from_utf8(&file.bytes).map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
-        let mut config = Config::parse(path, text)?;
+        let config = Config::parse(path, text)?;
         if file.readable_by_group_or_other() && config.file_holds_secrets() {
             return Err(ConfigError::new(
                 path,
                 format!("mode {:04o} lets group or other read the secrets it holds; use 0600", file.mode),
             ));
         }
-        config.drop_ins = users_d::merge_drop_ins(path, config.api.backend, &mut config.users)?;
         Ok(config)
     }
 

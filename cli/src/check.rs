@@ -7,7 +7,8 @@
 //! the groups of `[auth] groups` resolve (`users::required_group_ids`), the state directory
 //! opens (`FileStateStore::open`, when offline secrets or a grace period will use it), the
 //! client builds from `[api]` (which parses `ca_file`). Settings that are valid but risky are
-//! warnings, not errors. One line per problem.
+//! warnings, not errors. When the module would refuse the files, every problem of every file
+//! is listed (`Config::diagnose`), one line each with its file, line and key.
 
 use crate::progress;
 use crate::support::{self, Exit, Outcome};
@@ -37,7 +38,12 @@ struct Report {
 pub fn run(path: &Path, args: &CheckArgs) -> Outcome {
     let mut report = Report::default();
     match support::load(path) {
-        Err(problem) => report.errors.push(problem),
+        // The module stops at the first problem; the admin gets them all, found by the
+        // module's own parser (`Config::diagnose`).
+        Err(problem) => {
+            let all: Vec<String> = Config::diagnose(path).iter().map(ToString::to_string).collect();
+            if all.is_empty() { report.errors.push(problem) } else { report.errors.extend(all) }
+        }
         Ok(config) => {
             report.notes.push(describe_config(&config));
             report.drop_ins = config.drop_ins.iter().map(|p| p.display().to_string()).collect();

@@ -359,3 +359,28 @@ fn users_d_drop_ins_are_read_listed_and_a_user_in_two_files_names_both() {
     let expected = format!("{}: [users] alice is already defined in {}", ops.display(), dir.config_path().display());
     assert_check_fails(&dir, &dir.config_arg(), &expected);
 }
+
+#[test]
+fn every_problem_of_the_file_is_listed_with_its_line_and_the_exit_status_is_1() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let text = config_for(&dir, &sandbox, "[auth]\nmax_tries = 0\nfailmode = \"open\"\n[users]\nalice = 0\nbob = 2\n");
+    let path = dir.write_config(&text);
+    let line = |needle: &str| text.lines().position(|l| l.starts_with(needle)).expect("line") + 1;
+    let expected = [
+        format!("{}: line {}: [auth] failmode: unknown value", path.display(), line("failmode")),
+        format!("{}: line {}: [auth] max_tries is out of range (1..=10)", path.display(), line("max_tries")),
+        format!("{}: line {}: [users] alice: Authy ID must be a positive integer", path.display(), line("alice")),
+    ];
+    let run = dir.cli("check", &[]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let errors = run.error_lines();
+    assert_eq!(errors.len(), 3, "{}", run.stderr);
+    for (error, expected) in errors.iter().zip(&expected) {
+        assert!(error.contains(expected.as_str()), "{error:?} lacks {expected:?}");
+    }
+    let report = dir.cli("check", &["--json"]).json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["errors"].as_array().map(Vec::len), Some(3), "{report}");
+    assert!(sandbox.requests().is_empty(), "no API call with a broken config");
+}

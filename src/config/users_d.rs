@@ -17,6 +17,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// The drop-in directory's name, beside the main config file.
@@ -44,25 +45,61 @@ pub(super) fn merge_drop_ins(
     backend: Backend,
     users: &mut BTreeMap<String, UserEntry>,
 ) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut first = None;
+    let read = walk(main, backend, users, &mut |error| {
+        first = Some(error);
+        ControlFlow::Break(())
+    });
+    first.map_or(Ok(read), Err)
+}
+
+/// `merge_drop_ins`, telling `on_error` each problem; it stops the walk or lets it go on to
+/// the next user or file (a file with a problem adds no user).
+pub(super) fn walk(
+    main: &Path,
+    backend: Backend,
+    users: &mut BTreeMap<String, UserEntry>,
+    on_error: &mut dyn FnMut(ConfigError) -> ControlFlow<()>,
+) -> Vec<PathBuf> {
     let dir = users_dir(main);
+    let mut read = Vec::new();
+    let names = match drop_in_names(&dir) {
+        Ok(names) => names,
+        Err(error) => {
+            let _ = on_error(error);
+            return read;
+        }
+    };
     let mut defined_in: BTreeMap<String, PathBuf> =
         users.keys().map(|name| (name.clone(), main.to_path_buf())).collect();
-    let mut read = Vec::new();
-    for name in drop_in_names(&dir)? {
+    for name in names {
         let path = dir.join(&name);
-        for (user, entry) in read_drop_in(&path, backend)? {
+        let entries = match read_drop_in(&path, backend) {
+            Ok(entries) => entries,
+            Err(error) => {
+                if on_error(error).is_break() {
+                    return read;
+                }
+                continue;
+            }
+        };
+        for (user, entry) in entries {
             if let Some(first) = defined_in.get(&user) {
-                return Err(ConfigError::new(
+                let error = ConfigError::new(
                     &path,
                     format!("[users] {user} is already defined in {}; define each user in one file", first.display()),
-                ));
+                );
+                if on_error(error).is_break() {
+                    return read;
+                }
+                continue;
             }
             defined_in.insert(user.clone(), path.clone());
             users.insert(user, entry);
         }
         read.push(path);
     }
-    Ok(read)
+    read
 }
 
 /// The drop-in file names in `dir`, sorted; none when `dir` does not exist.
@@ -98,6 +135,22 @@ fn drop_in_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
 fn read_drop_in(path: &Path, backend: Backend) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
     let file = secure_fs::read_file(path, MAX_FILE_BYTES).map_err(ConfigError::file)?;
     let text = std::str::from_utf8(&file.bytes).map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
+    let users = parse_drop_in(path, text, backend)?;
+    if file.readable_by_group_or_other() && users.values().any(|user| user.offline_secret.is_some()) {
+        return Err(ConfigError::new(
+            path,
+            format!("mode {:04o} lets group or other read the offline secrets it holds; use 0600", file.mode),
+        ));
+    }
+    Ok(users)
+}
+
+/// The `[users]` of a drop-in's text; `path` names it in messages.
+pub(super) fn parse_drop_in(
+    path: &Path,
+    text: &str,
+    backend: Backend,
+) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
     let raw: RawDropIn = toml::from_str(text).map_err(|error| {
         let problem = toml_problem(text, &error);
         let problem = match problem.strip_suffix("unknown key (expected `users`)") {
@@ -106,14 +159,7 @@ fn read_drop_in(path: &Path, backend: Backend) -> Result<BTreeMap<String, UserEn
         };
         ConfigError::new(path, problem)
     })?;
-    let users = parse_users(path, backend, raw.users)?;
-    if file.readable_by_group_or_other() && users.values().any(|user| user.offline_secret.is_some()) {
-        return Err(ConfigError::new(
-            path,
-            format!("mode {:04o} lets group or other read the offline secrets it holds; use 0600", file.mode),
-        ));
-    }
-    Ok(users)
+    parse_users(path, backend, raw.users)
 }
 
 #[cfg(test)]
