@@ -121,10 +121,32 @@ mod tests {
 
     /// One offline login attempt (one try) at the clock's time with `digits` and `period_secs`.
     fn offline_try(store: &MemoryStateStore, clock: &FakeClock, digits: u32, period_secs: u64, code: &str) -> Outcome {
+        offline_run(store, clock, (digits, period_secs), code, None)
+    }
+
+    /// `offline_try` of a code that must be refused: the one try says why, and that it was the last.
+    fn offline_refused(
+        store: &MemoryStateStore,
+        clock: &FakeClock,
+        digits: u32,
+        period_secs: u64,
+        code: &str,
+    ) -> Outcome {
+        offline_run(store, clock, (digits, period_secs), code, Some(Step::Error(crate::flow::NO_TRIES_LEFT)))
+    }
+
+    fn offline_run(
+        store: &MemoryStateStore,
+        clock: &FakeClock,
+        (digits, period_secs): (u32, u64),
+        code: &str,
+        said: Option<Step>,
+    ) -> Outcome {
         let config =
             offline_config(&format!("max_tries = 1\n[offline]\ndigits = {digits}\nperiod_secs = {period_secs}"));
         let code: &'static str = Box::leak(code.to_owned().into_boxed_str());
-        let steps = [Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", code)];
+        let mut steps = vec![Step::Prompt("Authy token", "1234567"), Step::Prompt("Offline code", code)];
+        steps.extend(said);
         run_offline(&config, &steps, store, clock).outcome
     }
 
@@ -206,19 +228,23 @@ mod tests {
 
             // After the change, still inside the accepted window.
             assert_eq!(
-                offline_try(&store, &clock, new_digits, new_period, accepted),
+                offline_refused(&store, &clock, new_digits, new_period, accepted),
                 Outcome::MaxTries,
                 "{case}: replay"
             );
             let suffix = &accepted[accepted.len().saturating_sub(new_digits as usize)..];
             assert_eq!(
-                offline_try(&store, &clock, new_digits, new_period, suffix),
+                offline_refused(&store, &clock, new_digits, new_period, suffix),
                 Outcome::MaxTries,
                 "{case}: suffix"
             );
             if new_period <= period {
                 let covered = code_with(start + 5, new_digits, new_period);
-                assert_eq!(offline_try(&store, &clock, new_digits, new_period, covered), Outcome::MaxTries, "{case}");
+                assert_eq!(
+                    offline_refused(&store, &clock, new_digits, new_period, covered),
+                    Outcome::MaxTries,
+                    "{case}"
+                );
             }
 
             // A fresh code: the new window after the accepted one.
@@ -230,7 +256,11 @@ mod tests {
                 Outcome::Verified(Factor::Offline),
                 "{case}: fresh"
             );
-            assert_eq!(offline_try(&store, &clock, new_digits, new_period, fresh), Outcome::MaxTries, "{case}: again");
+            assert_eq!(
+                offline_refused(&store, &clock, new_digits, new_period, fresh),
+                Outcome::MaxTries,
+                "{case}: again"
+            );
         }
     }
 

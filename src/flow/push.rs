@@ -282,6 +282,7 @@ mod tests {
             Step::Info("Authy push sent"),
             Step::Info("Waiting for approval: 3 s left"),
             Step::Info("Waiting for approval: 1 s left"),
+            Step::Error("The push was not approved in time. No tries left."),
         ];
         let decision = run_login(&config, &args(&[]), &sudo_login(), &steps, &api);
         assert_eq!(decision.outcome, Outcome::MaxTries);
