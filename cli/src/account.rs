@@ -9,24 +9,27 @@
 use crate::confedit;
 use crate::progress;
 use crate::support::{self, Outcome};
+use crate::verify_account;
 use pam_authy::backend::ApiError;
-use pam_authy::config::{AuthyId, Config, UnmappedPolicy};
+use pam_authy::config::{AuthyId, Backend, Config, UnmappedPolicy};
 use pam_authy::sanitize::display_text;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct EnrollArgs {
     pub user: String,
-    pub email: String,
-    pub phone: String,
-    pub country_code: u16,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country_code: Option<u16>,
+    pub png: Option<PathBuf>,
+    pub print: bool,
     pub json: bool,
 }
 
 pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
     support::check_user_name(&args.user)?;
-    check_phone(&args.phone)?;
-    let lock = confedit::ConfigLock::acquire(path)?;
+    verify_account::check_png_target(args.png.as_ref())?;
+    let lock = if args.print { None } else { Some(confedit::ConfigLock::acquire(path)?) };
     let config = support::load(path)?;
     if let Some(entry) = config.user(&args.user) {
         let mapped_to = entry.authy_id.map_or_else(|| "a Verify identity".to_owned(), |id| format!("Authy ID {id}"));
@@ -39,21 +42,46 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         .into());
     }
     support::warn_if_no_account(&args.user);
-    let client = support::client(&config)?;
-    let authy_id = progress::waiting("creating the Authy user", || {
-        client.create_user(&args.email, &args.phone, args.country_code)
-    })
-    .map_err(|e| format!("{}: users/new: {}", config.api.url, api_problem(&e)))?;
-    if let Err(problem) = lock.edit(|doc| confedit::add_user(doc, &args.user, authy_id.get())) {
-        return Err(undo_creation(&client, &config, authy_id, &problem).into());
+    if config.api.backend == Backend::Verify {
+        if args.email.is_some() || args.country_code.is_some() {
+            return Err("--email and --country-code are for backend = \"authy\"; Verify takes --phone in E.164".into());
+        }
+        let verify_args = verify_account::EnrollArgs {
+            user: &args.user,
+            phone: args.phone.as_deref(),
+            png: args.png.as_deref(),
+            json: args.json,
+        };
+        return verify_account::enroll(&config, lock, &verify_args);
     }
+    if args.png.is_some() {
+        return Err("--png is for backend = \"verify\" (an Authy user scans nothing)".into());
+    }
+    let (Some(email), Some(phone), Some(country_code)) = (&args.email, &args.phone, args.country_code) else {
+        return Err("with backend = \"authy\", enroll needs --email, --phone and --country-code".into());
+    };
+    check_phone(phone)?;
+    let client = support::client(&config)?;
+    let authy_id = progress::waiting("creating the Authy user", || client.create_user(email, phone, country_code))
+        .map_err(|e| format!("{}: users/new: {}", config.api.url, api_problem(&e)))?;
+    let recorded = match &lock {
+        None => confedit::user_line(&args.user, Some(authy_id.get()), None).map(Some),
+        Some(lock) => lock.edit(|doc| confedit::add_user(doc, &args.user, authy_id.get())).map(|()| None),
+    };
+    let line = match recorded {
+        Ok(line) => line,
+        Err(problem) => return Err(undo_creation(&client, &config, authy_id, &problem).into()),
+    };
     if args.json {
-        support::print_json(&json!({
-            "ok": true,
-            "user": args.user,
-            "authy_id": authy_id.get(),
-            "config": path.display().to_string(),
-        }));
+        let mut report = json!({"ok": true, "user": args.user, "authy_id": authy_id.get()});
+        match &line {
+            Some(line) => report["line"] = Value::from(line.as_str()),
+            None => report["config"] = Value::from(path.display().to_string()),
+        }
+        support::print_json(&report);
+    } else if let Some(line) = line {
+        println!("enrolled {}: Authy ID {authy_id}; add this line to [users]:", args.user);
+        println!("{line}");
     } else {
         println!("enrolled {}: Authy ID {authy_id}, added to [users] of {}", args.user, path.display());
     }
@@ -101,6 +129,9 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
     support::check_user_name(user)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
+    if config.api.backend == Backend::Verify {
+        return verify_account::status(&config, user, entry, json);
+    }
     let authy_id = support::authy_id(&config, user, entry)?;
     let client = support::client(&config)?;
     let reply = progress::waiting("asking for the user's status", || client.user_status(authy_id))
@@ -175,15 +206,23 @@ fn print_status(user: &str, authy_id: AuthyId, status: &Value, offline: bool) {
     println!("  offline secret : {}", if offline { "set" } else { "none" });
 }
 
-pub fn remove(path: &Path, user: &str, json: bool) -> Outcome {
+pub fn remove(path: &Path, user: &str, keep_remote: bool, json: bool) -> Outcome {
     support::check_user_name(user)?;
     let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
+    if config.api.backend == Backend::Verify {
+        return verify_account::remove(&config, &lock, user, entry, keep_remote, json);
+    }
     let authy_id = support::authy_id(&config, user, entry)?;
-    let client = support::client(&config)?;
-    let removed = progress::waiting("removing the Authy user", || client.remove_user(authy_id));
+    let removed = if keep_remote {
+        Ok(())
+    } else {
+        let client = support::client(&config)?;
+        progress::waiting("removing the Authy user", || client.remove_user(authy_id))
+    };
     let (api_note, api_field) = match removed {
+        Ok(()) if keep_remote => ("kept at Authy", "kept"),
         Ok(()) => ("removed from Authy", "removed"),
         Err(ApiError::Rejected { status: 404, .. }) => {
             support::warn(&format!("Authy does not know ID {authy_id} (404); removing the stale mapping only"));

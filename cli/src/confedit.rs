@@ -238,6 +238,47 @@ pub fn add_user(document: &mut DocumentMut, user: &str, authy_id: u64) -> Result
     Ok(())
 }
 
+/// The Verify mapping of one user, as `enroll` writes it.
+pub struct VerifyEntry<'a> {
+    pub identity: &'a str,
+    pub totp_factor: &'a str,
+    pub phone: Option<&'a str>,
+}
+
+fn verify_value(entry: &VerifyEntry<'_>) -> Value {
+    let mut table = InlineTable::new();
+    table.insert("verify_identity", Value::from(entry.identity));
+    table.insert("totp_factor", Value::from(entry.totp_factor));
+    if let Some(phone) = entry.phone {
+        table.insert("phone", Value::from(phone));
+    }
+    table.fmt();
+    Value::InlineTable(table)
+}
+
+/// Adds `user = { verify_identity = ..., totp_factor = ..., phone = ... }`; refuses when the
+/// user is already mapped.
+pub fn add_verify_user(document: &mut DocumentMut, user: &str, entry: &VerifyEntry<'_>) -> Result<(), String> {
+    let users = users_table(document)?;
+    if users.contains_key(user) {
+        return Err(format!("{user} is already in [users]"));
+    }
+    users.insert(user, Item::Value(verify_value(entry)));
+    Ok(())
+}
+
+/// The `[users]` line `enroll --print` shows: `user = 123` or `user = { verify_identity = ... }`.
+pub fn user_line(user: &str, authy_id: Option<u64>, verify: Option<&VerifyEntry<'_>>) -> Result<String, String> {
+    let mut document = DocumentMut::new();
+    match (authy_id, verify) {
+        (Some(id), None) => add_user(&mut document, user, id)?,
+        (None, Some(entry)) => add_verify_user(&mut document, user, entry)?,
+        _ => return Err("a mapping is an Authy ID or a Verify entry".to_owned()),
+    }
+    let text = document.to_string();
+    Ok(text.strip_prefix("[users]\n").unwrap_or(&text).trim_end().to_owned())
+}
+
 /// Removes the user's entry with its comments; false when there was none.
 pub fn remove_user(document: &mut DocumentMut, user: &str) -> Result<bool, String> {
     Ok(users_table(document)?.remove(user).is_some())
@@ -316,6 +357,22 @@ mod tests {
     fn an_existing_user_is_not_overwritten() {
         let mut d = doc("[users]\nalice = 1\n");
         assert!(add_user(&mut d, "alice", 2).is_err());
+    }
+
+    #[test]
+    fn a_verify_user_is_one_inline_table_and_print_shows_the_same_line() {
+        let entry = VerifyEntry {
+            identity: "2f0c9a3e5b7d4e61",
+            totp_factor: "YF0123456789abcdef0123456789abcdef",
+            phone: Some("+15551234567"),
+        };
+        let mut d = doc("[users]\n# admins\nalice = 1\n");
+        add_verify_user(&mut d, "bob", &entry).expect("add");
+        let line = "bob = { verify_identity = \"2f0c9a3e5b7d4e61\", totp_factor = \"YF0123456789abcdef0123456789abcdef\", phone = \"+15551234567\" }";
+        assert_eq!(d.to_string(), format!("[users]\n# admins\nalice = 1\n{line}\n"));
+        assert_eq!(user_line("bob", None, Some(&entry)).expect("line"), line);
+        assert_eq!(user_line("j.doe", Some(7), None).expect("line"), "\"j.doe\" = 7");
+        assert!(add_verify_user(&mut d, "alice", &entry).is_err());
     }
 
     #[test]

@@ -7,10 +7,12 @@ mod account;
 mod check;
 mod confedit;
 mod demo;
+mod interrupt;
 mod offline;
 mod pamtest;
 mod progress;
 mod support;
+mod verify_account;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use support::Exit;
     version,
     about = "Administer and try the pam_authy PAM module",
     long_about = "Administer and try the pam_authy PAM module: check its configuration, \
-                  enroll users with Authy, give them an offline TOTP secret, and run a real \
+                  enroll users with Authy or Twilio Verify, give them an offline TOTP secret, and run a real \
                   PAM authentication. It uses the module's own config parser and API client, \
                   so what it reports is what the module will do.\n\n\
                   Exit status: 0 on success, 1 on failure (with a one-line reason on stderr), \
@@ -69,40 +71,61 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Register USER with Authy (users/new) and map USER to the new Authy ID in the config.
+    /// Enroll USER with the configured backend and map USER to it in [users].
     ///
-    /// The config keeps its comments and layout; it is replaced atomically with the same
-    /// owner and mode, and only if the result passes the module's checks.
+    /// Authy: registers USER (users/new, needs --email, --phone and --country-code) and maps
+    /// the new Authy ID. Verify: creates an entity with a random identity (never the user
+    /// name) and a TOTP factor, shows its otpauth URI as a QR code, asks for the first code
+    /// from the user's app (up to 3 tries, from the terminal or stdin), and maps the user only
+    /// once the factor is verified; an abandoned enrolment (end of input, ^C, 3 wrong codes)
+    /// deletes the factor again and maps nothing. The config keeps its comments and layout;
+    /// it is replaced atomically with the same owner and mode, and only if the result passes
+    /// the module's checks.
     Enroll {
         /// The Unix account to protect.
         user: String,
-        /// The user's email address, sent to Authy.
+        /// Authy only: the user's email address, sent to Authy.
         #[arg(long, value_name = "EMAIL")]
-        email: String,
-        /// The user's cellphone number, sent to Authy: 4 to 15 digits, with spaces, dots or
-        /// dashes, without the country code.
+        email: Option<String>,
+        /// Authy: the cellphone number without the country code (4 to 15 digits, with
+        /// spaces, dots or dashes). Verify: the number in E.164 (+15551234567), which adds
+        /// SMS and voice codes (the user's phone key).
         #[arg(long, value_name = "PHONE")]
-        phone: String,
-        /// The phone's country calling code, e.g. 1 or +44.
+        phone: Option<String>,
+        /// Authy only: the phone's country calling code, e.g. 1 or +44.
         #[arg(long, value_name = "CODE", value_parser = parse_country_code)]
-        country_code: u16,
+        country_code: Option<u16>,
+        /// Verify only: also write the QR code as a PNG image to this new file (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Print the [users] line instead of editing the config (the enrolment itself still
+        /// happens at the API).
+        #[arg(long)]
+        print: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Show what Authy knows about USER (users/{id}/status): registered, confirmed, devices.
+    /// Show what the API knows about USER.
+    ///
+    /// Authy: users/{id}/status (registered, confirmed, devices). Verify: each factor's
+    /// status (verified or not) and friendly name; the phone is shown masked.
     Status {
         /// A Unix account mapped in [users].
         user: String,
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Remove USER from Authy (users/{id}/remove) and from [users] in the config.
+    /// Remove USER at the API and from [users] in the config.
     ///
-    /// If Authy no longer knows the ID (404), the stale mapping is removed with a warning.
-    /// With unmapped_users = "ignore", a removed user logs in without a second factor.
+    /// Authy: users/{id}/remove. Verify: deletes the user's factors and entity. If the API
+    /// no longer knows them (404), the stale mapping is removed with a warning. With
+    /// unmapped_users = "ignore", a removed user logs in without a second factor.
     Remove {
         /// A Unix account mapped in [users].
         user: String,
+        /// Only remove the mapping; leave the user (Authy) or the factors (Verify) at the API.
+        #[arg(long)]
+        keep_remote: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -253,11 +276,12 @@ fn run(config: Option<&Path>, command: Command) -> support::Outcome {
         Command::Check { strict_ca, no_api, json } => {
             check::run(&path()?, &check::CheckArgs { json: json.json, strict_ca, no_api })
         }
-        Command::Enroll { user, email, phone, country_code, json } => {
-            account::enroll(&path()?, &account::EnrollArgs { user, email, phone, country_code, json: json.json })
-        }
+        Command::Enroll { user, email, phone, country_code, png, print, json } => account::enroll(
+            &path()?,
+            &account::EnrollArgs { user, email, phone, country_code, png, print, json: json.json },
+        ),
         Command::Status { user, json } => account::status(&path()?, &user, json.json),
-        Command::Remove { user, json } => account::remove(&path()?, &user, json.json),
+        Command::Remove { user, keep_remote, json } => account::remove(&path()?, &user, keep_remote, json.json),
         Command::OfflineEnroll { user, png, replace, show, reveal, json } => {
             offline::run(&path()?, &offline::OfflineArgs { user, png, replace, show, reveal, json: json.json })
         }

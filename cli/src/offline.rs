@@ -227,7 +227,7 @@ pub fn render_terminal(qr: &QrCode, border: i32, ansi: bool) -> String {
 
 /// Writes the code as a grayscale PNG into a new file created 0600 (never over an existing
 /// file or through a symlink).
-fn write_png(path: &Path, qr: &QrCode) -> Result<(), String> {
+pub fn write_png(path: &Path, qr: &QrCode) -> Result<(), String> {
     let modules = qr.size() + 2 * PNG_BORDER;
     let side = usize::try_from(modules).map_err(|_| "bad QR size".to_owned())? * PNG_SCALE;
     let mut pixels = Zeroizing::new(vec![255u8; side * side]);

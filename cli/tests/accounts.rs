@@ -379,3 +379,27 @@ fn enroll_undoes_the_authy_user_when_the_config_cannot_be_edited() {
     assert!(!run.stderr.contains("by hand"), "{}", run.stderr);
     assert_eq!(dir.config_text(), original);
 }
+
+#[test]
+fn print_and_keep_remote_work_for_authy_too() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    let run =
+        dir.cli("enroll", &["bob", "--email", "bob@example.org", "--phone", PHONE, "--country-code", "1", "--print"]);
+    assert!(run.ok(), "{}", run.all());
+    let id = sandbox.add_user("bob@example.org", PHONE, 1);
+    assert!(run.stdout.ends_with(&format!("\nbob = {id}\n")), "{}", run.stdout);
+    assert_eq!(dir.config_text(), original);
+    let missing = dir.cli("enroll", &["carol", "--email", "c@example.org"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.all().contains("needs --email, --phone and --country-code"), "{}", missing.all());
+
+    sandbox.clear_requests();
+    let removed = dir.cli("remove", &["alice", "--keep-remote", "--json"]);
+    assert!(removed.ok(), "{}", removed.all());
+    assert_eq!(removed.json()["api"], "kept");
+    assert!(paths(&sandbox).is_empty(), "{:?}", paths(&sandbox));
+    assert!(!dir.config_text().contains("alice"));
+}

@@ -9,9 +9,9 @@ const GLOBAL: &[&str] = &["--config", "--help"];
 
 const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("check", &["--strict-ca", "--no-api", "--json"]),
-    ("enroll", &["--email", "--phone", "--country-code", "--json"]),
+    ("enroll", &["--email", "--phone", "--country-code", "--png", "--print", "--json"]),
     ("status", &["--json"]),
-    ("remove", &["--json"]),
+    ("remove", &["--keep-remote", "--json"]),
     ("offline-enroll", &["--png", "--replace", "--show", "--reveal", "--json"]),
     ("test", &["--service", "--confdir", "--rhost", "--tty", "--json"]),
     ("demo", &["--auto", "--module", "--backend"]),

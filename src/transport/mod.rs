@@ -164,6 +164,11 @@ impl Transport {
         self.send(request, self.timeout)
     }
 
+    /// `DELETE` of `segments`: the status and the bounded body.
+    pub fn delete(&self, segments: &[&str]) -> Result<(u16, Vec<u8>), ApiError> {
+        self.send(self.http.delete(self.url(segments)?))
+    }
+
     /// `POST` of a JSON body to `segments`: the status and the bounded body.
     pub fn post_json(&self, segments: &[&str], body: &serde_json::Value) -> Result<(u16, Vec<u8>), ApiError> {
         let url = self.url(segments)?;

@@ -13,11 +13,15 @@ use std::time::Duration;
 const USER_AGENT: &str = concat!("pam_authy/", env!("CARGO_PKG_VERSION"), " (linux x86_64)");
 
 /// The two requests the backend makes: status and bounded body, or a transport failure.
+/// `delete` only the admin CLI sends (`admin`).
 pub trait VerifyHttp {
     fn get(&self, path: &[String]) -> Result<(u16, Vec<u8>), ApiError>;
     /// `get` ended by `within` at the latest (a push poll at the push deadline).
     fn get_within(&self, path: &[String], within: Duration) -> Result<(u16, Vec<u8>), ApiError>;
     fn post(&self, path: &[String], form: &Secret) -> Result<(u16, Vec<u8>), ApiError>;
+    fn delete(&self, _path: &[String]) -> Result<(u16, Vec<u8>), ApiError> {
+        Err(ApiError::Protocol("DELETE is not a request the module sends".into()))
+    }
 }
 
 pub struct VerifyClient {
@@ -88,6 +92,10 @@ impl VerifyHttp for VerifyClient {
 
     fn post(&self, path: &[String], form: &Secret) -> Result<(u16, Vec<u8>), ApiError> {
         self.transport.post_form(&segments(path), form)
+    }
+
+    fn delete(&self, path: &[String]) -> Result<(u16, Vec<u8>), ApiError> {
+        self.transport.delete(&segments(path))
     }
 }
 

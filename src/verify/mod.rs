@@ -8,6 +8,7 @@
 //! `status == "approved"`, and a reply that names the very service, identity, factor and SID
 //! that were asked.
 
+pub mod admin;
 pub mod backend;
 pub mod client;
 pub mod form;

@@ -196,3 +196,107 @@ pub fn current_user() -> String {
 pub fn paths(sandbox: &Sandbox) -> Vec<String> {
     sandbox.requests().into_iter().map(|r| format!("{} {}", r.method, r.raw_path)).collect()
 }
+
+/// A `backend = "verify"` config for `sandbox` (its default service and API key) with
+/// `rest` after the `[verify]` table.
+pub fn verify_config_for(dir: &TestDir, sandbox: &Sandbox, rest: &str) -> String {
+    let account = sandbox.verify_account();
+    let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
+    format!(
+        "[api]\nbackend = \"verify\"\nurl = \"{}\"\nca_file = \"{}\"\ntimeout_secs = 5\n\n\
+         [verify]\nservice_sid = \"{}\"\napi_key_sid = \"{}\"\napi_key_secret = \"{}\"\n\n{rest}",
+        sandbox.url(),
+        ca.display(),
+        account.service_sid,
+        account.api_key_sid,
+        account.api_key_secret,
+    )
+}
+
+/// The code an authenticator shows now (sandbox clock) for an otpauth URI of SHA-1, 6 digits,
+/// 30 s: what a user would type after scanning it.
+pub fn code_for_uri(sandbox: &Sandbox, uri: &str) -> String {
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|part| part.strip_prefix("secret="))
+        .unwrap_or_else(|| panic!("no secret in {uri}"));
+    let bytes = totp_rs::Secret::try_from_base32(secret).expect("base32 secret").as_bytes().to_vec();
+    let totp = totp_rs::Builder::new().with_digits(6).with_step_duration(30).with_secret(bytes).build().expect("totp");
+    totp.generate(sandbox.now_unix()).to_string()
+}
+
+/// A run that answers what the program asks once it has shown an otpauth URI.
+pub struct Interactive {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Interactive {
+    pub fn start(args: &[&str]) -> Interactive {
+        use std::io::BufRead;
+        let mut child = Command::new(binary())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pam-authy");
+        let (send, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        for (tag, stream) in [("out", Box::new(out) as Box<dyn std::io::Read + Send>), ("err", Box::new(err))] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(format!("{tag}:{line}")).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Interactive { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (at most 30 s) for the next otpauth URI, on stdout or stderr.
+    pub fn uri(&mut self) -> Option<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else { return None };
+            self.seen.push(line.clone());
+            if let Some(at) = line.find("otpauth://") {
+                return Some(line[at..].to_owned());
+            }
+        }
+        None
+    }
+
+    pub fn type_line(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("{text}\n").as_bytes()).expect("write stdin");
+        stdin.flush().expect("flush");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Closes stdin and collects the rest of the output.
+    pub fn finish(mut self) -> Run {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait");
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        for line in self.seen.iter().cloned().chain(self.lines.iter()) {
+            let (target, text) = match line.split_once(':') {
+                Some(("out", text)) => (&mut stdout, text.to_owned()),
+                Some((_, text)) => (&mut stderr, text.to_owned()),
+                None => continue,
+            };
+            target.push_str(&text);
+            target.push('\n');
+        }
+        Run { code: status.code(), stdout, stderr }
+    }
+}
