@@ -17,7 +17,7 @@ enum State {
     /// Nothing to undo: a signal ends the program at once.
     Idle,
     Armed(Undo),
-    /// The change is being recorded; signals wait until the program ends.
+    /// The change is being recorded or undone; signals wait until the program ends.
     Committed,
 }
 
@@ -72,9 +72,10 @@ impl Guard {
         self.swap(State::Armed(undo));
     }
 
-    /// Takes the undo back, for the caller to run on an ordinary failure.
+    /// Takes the undo back, for the caller to run on an ordinary failure; signals wait
+    /// from now on, so that they cannot cut that undo short.
     pub fn disarm(&self) -> Option<Undo> {
-        match self.swap(State::Idle) {
+        match self.swap(State::Committed) {
             State::Armed(undo) => Some(undo),
             _ => None,
         }

@@ -102,7 +102,7 @@ fn an_interrupted_enrolment_deletes_the_factor() {
     let mut run = start(&dir, "enroll", &["bob"]);
     run.uri().expect("an otpauth URI");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.pid()), nix::sys::signal::Signal::SIGINT).expect("kill");
-    let run = run.finish();
+    let run = run.wait_for_exit();
     assert_eq!(run.code, Some(130), "{}", run.all());
     assert!(run.stderr.contains("interrupted: nothing was left at Verify"), "{}", run.stderr);
     assert_eq!(deleted_factors(&sandbox), 1);

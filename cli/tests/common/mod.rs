@@ -285,6 +285,13 @@ impl Interactive {
     /// Closes stdin and collects the rest of the output.
     pub fn finish(mut self) -> Run {
         drop(self.child.stdin.take());
+        self.wait_for_exit()
+    }
+
+    /// Collects the rest of the output, stdin left open until the program has ended.
+    pub fn wait_for_exit(mut self) -> Run {
+        // `Child::wait` closes the stdin it still holds; this one stays open until the end.
+        let _stdin = self.child.stdin.take();
         let status = self.child.wait().expect("wait");
         let mut stdout = String::new();
         let mut stderr = String::new();
