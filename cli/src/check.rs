@@ -16,7 +16,9 @@ use pam_authy::authy::AuthyClient;
 use pam_authy::backend::ApiError;
 use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy, VerifyConfig};
 use pam_authy::sanitize::display_text;
+use pam_authy::verify::admin;
 use pam_authy::verify::client::VerifyClient;
+use pam_authy::verify::{FactorSid, Identity};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -252,6 +254,8 @@ fn check_verify_service(config: &Config, verify: &VerifyConfig, strict_ca: bool,
     };
     let sid = verify.service_sid.as_str();
     let service = client
+        .as_ref()
+        .map_err(Clone::clone)
         .and_then(|client| progress::waiting(&format!("asking {url} for service {sid}"), || client.service(verify)));
     match service {
         Ok(service) => {
@@ -261,6 +265,15 @@ fn check_verify_service(config: &Config, verify: &VerifyConfig, strict_ca: bool,
                 service.totp_time_step.map_or_else(|| "unknown".to_owned(), |s| s.to_string())
             ));
             report.api = json!({"url": url, "ok": true, "service": {"sid": sid, "name": service.friendly_name}});
+            if let Some(length) = service.totp_code_length.filter(|l| !(6..=8).contains(l)) {
+                report.warnings.push(format!(
+                    "service {sid} makes TOTP codes of {length} digits; the module takes 6 to 8, so \
+                     new factors would never log in (set the service's Totp.CodeLength)"
+                ));
+            }
+            if let Ok(client) = &client {
+                report.warnings.extend(unverified_factors(config, verify, client));
+            }
         }
         Err(error) => {
             let problem = match &error {
@@ -273,6 +286,43 @@ fn check_verify_service(config: &Config, verify: &VerifyConfig, strict_ca: bool,
             report.api = json!({"url": url, "ok": false, "error": error.kind(), "message": error.to_string()});
         }
     }
+}
+
+/// At most this many users' factors are fetched (one request each).
+const MAX_FACTOR_CHECKS: usize = 200;
+
+/// A warning per mapped factor that would refuse every login: not verified (an enrolment
+/// that never received its first code), or unknown to the service.
+fn unverified_factors(config: &Config, verify: &VerifyConfig, client: &VerifyClient) -> Vec<String> {
+    let factors: Vec<(&str, &Identity, &FactorSid)> = config
+        .users
+        .iter()
+        .filter_map(|(name, entry)| entry.verify.as_ref().map(|v| (name.as_str(), v)))
+        .flat_map(|(name, v)| v.totp_factor.iter().chain(v.push_factor.iter()).map(move |f| (name, &v.identity, f)))
+        .collect();
+    let mut warnings = Vec::new();
+    let checked = progress::waiting("fetching the users' factors", || {
+        factors
+            .iter()
+            .take(MAX_FACTOR_CHECKS)
+            .map(|(name, identity, sid)| (name, sid, admin::fetch_factor(client, &verify.service_sid, identity, sid)))
+            .collect::<Vec<_>>()
+    });
+    for (name, sid, result) in checked {
+        let problem = match result {
+            Ok(factor) if factor.verified => continue,
+            Ok(_) => "is not verified (its enrolment never received the first code): every login with it fails; \
+                      enroll the user again"
+                .to_owned(),
+            Err(ApiError::Rejected { status: 404, .. }) => "does not exist at the service".to_owned(),
+            Err(error) => format!("could not be fetched ({})", api_problem(&error)),
+        };
+        warnings.push(format!("[users] {name}: factor {sid} {problem}"));
+    }
+    if factors.len() > MAX_FACTOR_CHECKS {
+        warnings.push(format!("only the first {MAX_FACTOR_CHECKS} of {} factors were checked", factors.len()));
+    }
+    warnings
 }
 
 fn api_problem(error: &ApiError) -> String {

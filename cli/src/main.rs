@@ -58,6 +58,8 @@ enum Command {
     /// values), runs what a login finds out only at run time with the module's own functions
     /// (groups exist, state_dir is trustworthy, ca_file parses; also with --no-api), calls the
     /// API's app/details with the module's own client, and warns about
+    /// With backend = "verify" it fetches the Verify service instead, then each mapped factor,
+    /// and warns about factors that are not verified or do not exist. It warns about
     /// risky settings: failmode = "safe", unmapped_users = "ignore", users without an
     /// offline secret under failmode = "secure", a plain-HTTP proxy. Problems are printed one
     /// per line on stderr; warnings start with "warning:". Exits 1 if there is any problem.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use authy_sandbox::TotpFactorSpec;
 use common::{Interactive, TestDir, code_for_uri, mode_of, paths, sandbox, verify_config_for};
 use pam_authy::config::Config;
 
@@ -164,4 +165,31 @@ fn authy_options_and_bad_phones_are_refused_before_any_request() {
     }
     assert!(paths(&sandbox).is_empty(), "{:?}", paths(&sandbox));
     assert_eq!(dir.config_text(), original);
+}
+
+#[test]
+fn check_proves_the_service_and_warns_about_each_factor_that_cannot_log_in() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let service = sandbox.verify_account().service_sid;
+    let good = sandbox.verify_add_totp_factor(&service, "aaaaaaaa-0001", &TotpFactorSpec::default()).expect("f").sid;
+    let spec = TotpFactorSpec { verified: false, ..TotpFactorSpec::default() };
+    let half = sandbox.verify_add_totp_factor(&service, "aaaaaaaa-0002", &spec).expect("factor").sid;
+    let gone = format!("YF{}", "0".repeat(32));
+    let users = format!(
+        "[users]\nalice = {{ verify_identity = \"aaaaaaaa-0001\", totp_factor = \"{good}\" }}\n\
+         bob = {{ verify_identity = \"aaaaaaaa-0002\", totp_factor = \"{half}\" }}\n\
+         carol = {{ verify_identity = \"aaaaaaaa-0003\", totp_factor = \"{gone}\" }}\n"
+    );
+    dir.write_config(&verify_config_for(&dir, &sandbox, &users));
+    let run = dir.cli("check", &["--json"]);
+    assert!(run.ok(), "warnings only: {}", run.all());
+    let report = run.json();
+    assert_eq!(report["api"]["ok"], true);
+    let warnings: Vec<String> =
+        report["warnings"].as_array().expect("warnings").iter().map(|w| w.as_str().unwrap_or("").to_owned()).collect();
+    let about = |user: &str| warnings.iter().filter(|w| w.starts_with(&format!("[users] {user}: factor"))).count();
+    assert_eq!((about("alice"), about("bob"), about("carol")), (0, 1, 1), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains(&half) && w.contains("not verified")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains(&gone) && w.contains("does not exist")), "{warnings:?}");
 }
