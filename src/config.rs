@@ -9,7 +9,9 @@
 //!
 //! `[api] backend` picks the service: `authy` (the default, `[api] api_key` and `authy_id`
 //! per user) or `verify` (a `[verify]` table and `verify_identity` plus factors per user).
-//! A key of one backend in a config for the other is an error, never silently ignored.
+//! While a host moves from Authy to Verify (`pam-authy migrate`) a config holds both: the
+//! other backend's keys are validated like the rest and kept for the switch or a rollback,
+//! but no login reads them.
 
 mod diagnose;
 mod users_d;
@@ -146,7 +148,8 @@ pub struct VerifyUser {
 }
 
 /// One `[users]` entry: `authy_id` is set with backend `authy`, `verify` with backend
-/// `verify`, never both.
+/// `verify`; under `authy`, `verify` may be set too (a user `pam-authy migrate` has moved,
+/// waiting for the switch), which no login reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     pub authy_id: Option<AuthyId>,
@@ -230,7 +233,8 @@ pub struct OfflineConfig {
 pub struct Config {
     pub path: PathBuf,
     pub api: ApiConfig,
-    /// Some exactly when `[api] backend = "verify"`.
+    /// Required with `[api] backend = "verify"`; under `authy` optional, read only by
+    /// `pam-authy migrate` and `check` while a host moves to Verify.
     pub verify: Option<VerifyConfig>,
     pub auth: AuthConfig,
     pub offline: OfflineConfig,
@@ -429,14 +433,8 @@ fn parse_api(path: &Path, raw: RawApi) -> Result<(ApiConfig, bool), ConfigError>
     let url = validate_url(path, raw.url.as_deref().unwrap_or(default_url))?;
     let (api_key, inline) = match (backend, raw.api_key, raw.api_key_file) {
         (Backend::Verify, None, None) => (Secret::default(), false),
-        (Backend::Verify, key, _) => {
-            let key = if key.is_some() { "api_key" } else { "api_key_file" };
-            return Err(ConfigError::new(
-                path,
-                format!("[api] {key} is an Authy key; with backend = \"verify\" the credentials go in [verify]"),
-            ));
-        }
-        (Backend::Authy, key, file) => {
+        // Kept after a migration for a rollback (`backend = "authy"`); checked, never sent.
+        (_, key, file) => {
             let (key, inline) = authy_api_key(path, key, file)?;
             validate_api_key(path, "[api] api key", &key)?;
             (key, inline)
@@ -478,11 +476,9 @@ fn secret_inline_or_file(
 
 /// The `[verify]` table: required and complete with backend `verify`, absent otherwise.
 fn parse_verify(path: &Path, backend: Backend, raw: RawVerify) -> Result<(Option<VerifyConfig>, bool), ConfigError> {
-    if backend == Backend::Authy {
-        if raw.is_empty() {
-            return Ok((None, false));
-        }
-        return Err(ConfigError::new(path, "[verify] is set but [api] backend is \"authy\"; set backend = \"verify\""));
+    // Under `authy` the table is optional: `pam-authy migrate` and `check` use it, logins do not.
+    if backend == Backend::Authy && raw.is_empty() {
+        return Ok((None, false));
     }
     let service_sid = raw.service_sid.ok_or_else(|| ConfigError::new(path, "[verify] needs service_sid"))?;
     let service_sid = ServiceSid::parse(&service_sid).ok_or_else(|| {
@@ -675,9 +671,6 @@ fn authy_id(path: &Path, name: &str, id: i64) -> Result<AuthyId, ConfigError> {
         .ok_or_else(|| ConfigError::new(path, format!("[users] {name}: Authy ID must be a positive integer")))
 }
 
-/// The keys only the Verify backend reads.
-const VERIFY_USER_KEYS: [&str; 4] = ["verify_identity", "totp_factor", "phone", "push_factor"];
-
 fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Table) -> Result<UserEntry, ConfigError> {
     let mut id = None;
     let mut offline_secret = None;
@@ -685,18 +678,6 @@ fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Tab
     let (mut totp_factor, mut phone, mut push_factor) = (None, None, None);
     let invalid = |key: &str, what: &str| ConfigError::new(path, format!("[users] {name}: {key} must be {what}"));
     for (key, value) in fields {
-        match (backend, key.as_str()) {
-            (Backend::Verify, "authy_id") => {
-                return Err(ConfigError::new(
-                    path,
-                    format!("[users] {name}: authy_id needs backend = \"authy\"; use verify_identity"),
-                ));
-            }
-            (Backend::Authy, k) if VERIFY_USER_KEYS.contains(&k) => {
-                return Err(ConfigError::new(path, format!("[users] {name}: {k} needs [api] backend = \"verify\"")));
-            }
-            _ => {}
-        }
         match (key.as_str(), value) {
             ("authy_id", toml::Value::Integer(raw)) => id = Some(authy_id(path, name, raw)?),
             ("offline_secret", toml::Value::String(secret)) => {
@@ -733,33 +714,36 @@ fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Tab
             _ => {
                 return Err(ConfigError::new(
                     path,
-                    match backend {
-                        Backend::Authy => format!("[users] {name}: unknown key (expected authy_id or offline_secret)"),
-                        Backend::Verify => format!(
-                            "[users] {name}: unknown key (expected verify_identity, totp_factor, phone, push_factor or offline_secret)"
-                        ),
-                    },
+                    format!(
+                        "[users] {name}: unknown key (expected authy_id, verify_identity, totp_factor, phone, push_factor or offline_secret)"
+                    ),
                 ));
             }
         }
     }
+    // An entry may hold both mappings while a host moves from Authy to Verify (`pam-authy
+    // migrate`); the backend in use needs its own, the other one is checked and kept for a
+    // rollback. Under `verify` the Authy ID is not kept in the entry: no login uses it.
+    let has_verify_keys = identity.is_some() || totp_factor.is_some() || phone.is_some() || push_factor.is_some();
+    let verify = if backend == Backend::Verify || has_verify_keys {
+        let identity =
+            identity.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing verify_identity")))?;
+        if totp_factor.is_none() && phone.is_none() && push_factor.is_none() {
+            return Err(ConfigError::new(
+                path,
+                format!("[users] {name}: needs at least one of totp_factor, phone, push_factor"),
+            ));
+        }
+        Some(VerifyUser { identity, totp_factor, phone, push_factor })
+    } else {
+        None
+    };
     match backend {
         Backend::Authy => {
             let authy_id = id.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing authy_id")))?;
-            Ok(UserEntry { authy_id: Some(authy_id), verify: None, offline_secret })
+            Ok(UserEntry { authy_id: Some(authy_id), verify, offline_secret })
         }
-        Backend::Verify => {
-            let identity =
-                identity.ok_or_else(|| ConfigError::new(path, format!("[users] {name}: missing verify_identity")))?;
-            if totp_factor.is_none() && phone.is_none() && push_factor.is_none() {
-                return Err(ConfigError::new(
-                    path,
-                    format!("[users] {name}: needs at least one of totp_factor, phone, push_factor"),
-                ));
-            }
-            let verify = VerifyUser { identity, totp_factor, phone, push_factor };
-            Ok(UserEntry { authy_id: None, verify: Some(verify), offline_secret })
-        }
+        Backend::Verify => Ok(UserEntry { authy_id: None, verify, offline_secret }),
     }
 }
 
@@ -1068,17 +1052,37 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
     }
 
     #[test]
+    fn a_config_moving_from_authy_to_verify_holds_both_mappings_and_each_backend_reads_its_own() {
+        let users = "[users]\nalice = { authy_id = 1, verify_identity = \"2f0c9a3e5b7d4e61\", totp_factor = \"YF0123456789abcdef0123456789abcdef\" }\nbob = 2\n";
+        let authy =
+            parse(&format!("{}{users}", VERIFY.replace("backend = \"verify\"", "api_key = \"k\""))).expect("authy");
+        assert_eq!(authy.api.backend, Backend::Authy);
+        assert!(authy.verify.is_some(), "[verify] kept for migrate and check");
+        let alice = authy.user("alice").expect("alice");
+        assert_eq!(alice.authy_id.map(AuthyId::get), Some(1));
+        assert!(alice.verify.is_some());
+        assert!(authy.user("bob").expect("bob").verify.is_none());
+
+        let switched = VERIFY.replace("[verify]", "api_key = \"k\"\n[verify]");
+        let verify = parse(&format!("{switched}{}", users.replace("bob = 2\n", ""))).expect("verify");
+        assert_eq!(verify.api.backend, Backend::Verify);
+        let alice = verify.user("alice").expect("alice");
+        assert!(alice.authy_id.is_none(), "no login under verify reads the Authy ID");
+        assert!(alice.verify.is_some());
+        assert!(problem(&format!("{switched}{users}")).contains("an Authy ID needs backend = \"authy\""));
+    }
+
+    #[test]
     fn each_verify_misuse_is_refused_with_a_precise_message() {
         let user = |fields: &str| format!("{VERIFY}[users]\nalice = {{ {fields} }}\n");
         let identity = "verify_identity = \"2f0c9a3e5b7d4e61\"";
         let cases = [
             (
                 "[api]\napi_key = \"k\"\n[verify]\nservice_sid = \"VA0123456789abcdef0123456789abcdef\"\n".to_owned(),
-                "[verify] is set but [api] backend is \"authy\"",
+                "[verify] needs api_key_sid",
             ),
             (format!("{VERIFY}api_key = \"k\"\n"), "line 7: unknown key"),
-            (VERIFY.replace("[verify]", "api_key = \"k\"\n[verify]"), "[api] api_key is an Authy key"),
-            (VERIFY.replace("[verify]", "api_key_file = \"/k\"\n[verify]"), "[api] api_key_file is an Authy key"),
+            (VERIFY.replace("[verify]", "api_key = \"k k\"\n[verify]"), "[api] api key must be"),
             (VERIFY.replace("VA0123", "VX0123"), "service_sid must be VA"),
             (VERIFY.replace("SK0123", "YF0123"), "api_key_sid must be SK"),
             (VERIFY.replace("abcdef\"\napi_key_secret", "ABCDEF\"\napi_key_secret"), "api_key_sid must be SK"),
@@ -1089,10 +1093,7 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
             ("[api]\nbackend = \"verify\"\n".to_owned(), "[verify] needs service_sid"),
             ("[api]\nbackend = \"twilio\"\n".to_owned(), "[api] backend: unknown value (expected `authy` or `verify`)"),
             (format!("{VERIFY}[users]\nalice = 42\n"), "an Authy ID needs backend = \"authy\""),
-            (
-                user(&format!("{identity}, authy_id = 1, totp_factor = \"YF0123456789abcdef0123456789abcdef\"")),
-                "authy_id needs backend",
-            ),
+            (user(&format!("{identity}, authy_id = 0, phone = \"+15551234567\"")), "Authy ID must be a positive"),
             (user("totp_factor = \"YF0123456789abcdef0123456789abcdef\""), "missing verify_identity"),
             (user(identity), "needs at least one of totp_factor, phone, push_factor"),
             (
@@ -1118,15 +1119,15 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
             (user(&format!("{identity}, push_factor = \"YF0123\"")), "push_factor must be YF"),
             (
                 user(&format!("{identity}, totp = \"YF0123456789abcdef0123456789abcdef\"")),
-                "unknown key (expected verify_identity, totp_factor",
+                "unknown key (expected authy_id, verify_identity, totp_factor",
             ),
             (
                 "[api]\napi_key = \"k\"\n[users]\nalice = { authy_id = 1, phone = \"+15551234567\" }\n".to_owned(),
-                "phone needs [api] backend = \"verify\"",
+                "missing verify_identity",
             ),
             (
                 "[api]\napi_key = \"k\"\n[users]\nalice = { verify_identity = \"2f0c9a3e5b7d4e61\" }\n".to_owned(),
-                "verify_identity needs [api] backend",
+                "needs at least one of totp_factor, phone, push_factor",
             ),
         ];
         for (text, expected) in cases {

@@ -303,7 +303,7 @@ fn lying_replies_and_transport_tricks_never_pass() {
 }
 
 #[test]
-fn a_verify_table_under_the_authy_backend_is_a_service_error() {
+fn a_user_without_an_authy_id_under_the_authy_backend_is_a_service_error() {
     let verify = Verify::new();
     verify.config(&verify.totp_only(), "");
     let text = std::fs::read_to_string(verify.dir.config_path()).expect("config");

@@ -14,7 +14,7 @@ use crate::progress;
 use crate::support::{self, Exit, Outcome};
 use pam_authy::authy::AuthyClient;
 use pam_authy::backend::ApiError;
-use pam_authy::config::{Config, FailMode, Method, UnmappedPolicy, VerifyConfig};
+use pam_authy::config::{Backend, Config, FailMode, Method, UnmappedPolicy, VerifyConfig};
 use pam_authy::sanitize::display_text;
 use pam_authy::verify::admin;
 use pam_authy::verify::client::VerifyClient;
@@ -218,7 +218,9 @@ fn check_api(config: &Config, strict_ca: bool, report: &mut Report) {
         report.errors.push("--strict-ca needs [api] ca_file in the config".to_owned());
         return;
     }
-    if let Some(verify) = &config.verify {
+    if let Some(verify) = &config.verify
+        && config.api.backend == Backend::Verify
+    {
         return check_verify_service(config, verify, strict_ca, report);
     }
     let client =

@@ -324,6 +324,60 @@ pub fn set_offline_secret(document: &mut DocumentMut, user: &str, secret: &str) 
     Ok(())
 }
 
+/// Adds `verify_identity` and `totp_factor` to an Authy user's entry (`migrate`), turning
+/// `user = N` into `user = { authy_id = N, verify_identity = ..., totp_factor = ... }` and
+/// keeping the trailing comment and any other keys.
+pub fn add_verify_keys(document: &mut DocumentMut, user: &str, identity: &str, factor: &str) -> Result<(), String> {
+    let users = users_table(document)?;
+    let entry = users.get_mut(user).ok_or_else(|| format!("{user} is not in [users]"))?;
+    if let Some(id) = entry.as_integer() {
+        let decor = entry.as_value().map(|v| v.decor().clone());
+        let mut table = InlineTable::new();
+        table.insert("authy_id", Value::from(id));
+        let mut value = Value::InlineTable(table);
+        if let Some(decor) = decor {
+            *value.decor_mut() = decor;
+        }
+        *entry = Item::Value(value);
+    }
+    let table = entry.as_table_like_mut().ok_or_else(|| format!("[users] {user}: neither an Authy ID nor a table"))?;
+    if table.contains_key("verify_identity") {
+        return Err(format!("[users] {user} already has a verify_identity"));
+    }
+    table.insert("verify_identity", toml_edit::value(identity));
+    table.insert("totp_factor", toml_edit::value(factor));
+    if let Some(inline) = entry.as_inline_table_mut() {
+        inline.fmt();
+    }
+    Ok(())
+}
+
+/// `[api] backend = "verify"`; an `[api] url` naming the Authy API goes, so that the Verify
+/// default applies. The Authy key stays, for a rollback.
+pub fn switch_to_verify(document: &mut DocumentMut) -> Result<(), String> {
+    if !document.contains_key("api") {
+        document.insert("api", Item::Table(Table::new()));
+    }
+    let api = document.get_mut("api").and_then(Item::as_table_like_mut).ok_or("[api] is not a table")?;
+    if api.get("url").and_then(Item::as_str) == Some(pam_authy::config::DEFAULT_AUTHY_URL) {
+        api.remove("url");
+    }
+    match api.get_mut("backend") {
+        Some(existing) => {
+            let decor = existing.as_value().map(|v| v.decor().clone());
+            let mut value = Value::from("verify");
+            if let Some(decor) = decor {
+                *value.decor_mut() = decor;
+            }
+            *existing = Item::Value(value);
+        }
+        None => {
+            api.insert("backend", toml_edit::value("verify"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +427,23 @@ mod tests {
         assert_eq!(user_line("bob", None, Some(&entry)).expect("line"), line);
         assert_eq!(user_line("j.doe", Some(7), None).expect("line"), "\"j.doe\" = 7");
         assert!(add_verify_user(&mut d, "alice", &entry).is_err());
+    }
+
+    #[test]
+    fn migration_adds_the_verify_keys_beside_the_authy_id_and_switches_the_backend() {
+        let mut d = doc(
+            "[api]\nurl = \"https://api.authy.com\"\napi_key = \"k\"\n[users]\nalice = 1 # boss\nbob = { authy_id = 2 }\n",
+        );
+        add_verify_keys(&mut d, "alice", "aaaaaaaa", "YF1").expect("alice");
+        add_verify_keys(&mut d, "bob", "bbbbbbbb", "YF2").expect("bob");
+        assert!(add_verify_keys(&mut d, "bob", "cccccccc", "YF3").is_err());
+        switch_to_verify(&mut d).expect("switch");
+        assert_eq!(
+            d.to_string(),
+            "[api]\napi_key = \"k\"\nbackend = \"verify\"\n[users]\n\
+             alice = { authy_id = 1, verify_identity = \"aaaaaaaa\", totp_factor = \"YF1\" } # boss\n\
+             bob = { authy_id = 2, verify_identity = \"bbbbbbbb\", totp_factor = \"YF2\" }\n"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod check;
 mod confedit;
 mod demo;
 mod interrupt;
+mod migrate;
 mod offline;
 mod pamtest;
 mod progress;
@@ -32,7 +33,7 @@ use support::Exit;
                   2 on a usage error."
 )]
 struct Cli {
-    /// The module's config file, read by check, enroll, status, remove and offline-enroll
+    /// The module's config file, read by check, enroll, status, remove, migrate and offline-enroll
     /// [default: /etc/pam_authy/pam_authy.toml]. Refused by test, demo and sandbox.
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -128,6 +129,34 @@ enum Command {
         /// Only remove the mapping; leave the user (Authy) or the factors (Verify) at the API.
         #[arg(long)]
         keep_remote: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Move users of an Authy-backed config to Verify, then switch the backend.
+    ///
+    /// Needs a [verify] table in the config (service_sid, api_key_sid, api_key_secret_file),
+    /// which logins ignore while backend = "authy". A dry run by default: it says what it
+    /// would do for each chosen user. With --apply it enrols each chosen user at Verify (a QR
+    /// code to scan and the first code, as `enroll` does, or the user's exported Authy TOTP
+    /// seed from --secrets-from as the factor's secret, verified without asking), writes
+    /// verify_identity and totp_factor next to the user's authy_id, and switches [api]
+    /// backend to "verify" only once every user of the config has a verified Verify factor.
+    /// Logins keep using Authy until then; the Authy IDs and key stay for a rollback. Prints
+    /// per user: migrated, skipped (why), failed (why); exits 1 if any failed.
+    Migrate {
+        /// The one user to migrate (a Unix account mapped in [users]).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// Migrate every user of the config.
+        #[arg(long)]
+        all: bool,
+        /// Do it: without it, nothing is sent or written.
+        #[arg(long)]
+        apply: bool,
+        /// A TOML file of `user = "BASE32"` lines: TOTP seeds exported from Authy, each
+        /// becoming that user's Verify factor secret (owned by root, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        secrets_from: Option<PathBuf>,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -249,6 +278,7 @@ fn main() -> ExitCode {
         | Command::Status { json, .. }
         | Command::Remove { json, .. }
         | Command::OfflineEnroll { json, .. }
+        | Command::Migrate { json, .. }
         | Command::Test { json, .. } => {
             json.json |= cli.json_first;
             json.json
@@ -286,6 +316,9 @@ fn run(config: Option<&Path>, command: Command) -> support::Outcome {
         Command::Remove { user, keep_remote, json } => account::remove(&path()?, &user, keep_remote, json.json),
         Command::OfflineEnroll { user, png, replace, show, reveal, json } => {
             offline::run(&path()?, &offline::OfflineArgs { user, png, replace, show, reveal, json: json.json })
+        }
+        Command::Migrate { user, all, apply, secrets_from, json } => {
+            migrate::run(&path()?, &migrate::MigrateArgs { user, all, apply, secrets_from, json: json.json })
         }
         Command::Test { user, service, confdir, rhost, tty, json } => {
             pam_harness::terminal::restore_on_signals();

@@ -12,6 +12,7 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("enroll", &["--email", "--phone", "--country-code", "--png", "--print", "--json"]),
     ("status", &["--json"]),
     ("remove", &["--keep-remote", "--json"]),
+    ("migrate", &["--all", "--apply", "--secrets-from", "--json"]),
     ("offline-enroll", &["--png", "--replace", "--show", "--reveal", "--json"]),
     ("test", &["--service", "--confdir", "--rhost", "--tty", "--json"]),
     ("demo", &["--auto", "--module", "--backend"]),

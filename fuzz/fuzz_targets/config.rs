@@ -1,6 +1,7 @@
 //! The configuration parser on arbitrary text: never panics, and whatever it accepts keeps
 //! the invariants the module relies on (https URL, valid user names, positive Authy IDs,
-//! canonical base32 seeds, bounded numbers; each user mapped for the configured backend only).
+//! canonical base32 seeds, bounded numbers; each user mapped for the configured backend, and
+//! under Authy possibly for Verify too, as `pam-authy migrate` leaves a user).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = Config::parse(Path::new("/etc/pam_authy/pam_authy.toml"), text) else { return };
     assert!(config.api.url.starts_with("https://"), "{}", config.api.url);
     match config.api.backend {
-        Backend::Authy => assert!(!config.api.api_key.is_empty() && config.verify.is_none()),
+        Backend::Authy => assert!(!config.api.api_key.is_empty()),
         Backend::Verify => assert!(config.verify.is_some()),
     }
     assert!((1..=120).contains(&config.api.timeout.as_secs()));
@@ -23,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(valid_account_name(name), "{name:?}");
         match (config.api.backend, entry.authy_id, &entry.verify) {
             (Backend::Authy, Some(id), None) => assert!(id.get() > 0),
-            (Backend::Verify, None, Some(user)) => {
+            (Backend::Authy, Some(_), Some(user)) | (Backend::Verify, None, Some(user)) => {
                 assert!(user.totp_factor.is_some() || user.phone.is_some() || user.push_factor.is_some())
             }
             (backend, id, verify) => panic!("{backend:?} user with authy_id {id:?} and verify {}", verify.is_some()),

@@ -257,7 +257,7 @@ mod tests {
             ("[users]\nalice = 0\n", "[users] alice: Authy ID must be a positive integer"),
             (
                 "[users]\nalice = { verify_identity = \"2f0c9a3e5b7d4e61\", phone = \"+15551234567\" }\n",
-                "needs [api] backend",
+                "missing authy_id",
             ),
             ("[users]\nalice = 1\nalice = 2\n", "line 3: duplicate key"),
             ("[users\n", "line 1"),
