@@ -166,7 +166,7 @@ impl Transport {
 
     /// `DELETE` of `segments`: the status and the bounded body.
     pub fn delete(&self, segments: &[&str]) -> Result<(u16, Vec<u8>), ApiError> {
-        self.send(self.http.delete(self.url(segments)?))
+        self.send(self.http.delete(self.url(segments)?), self.timeout)
     }
 
     /// `POST` of a JSON body to `segments`: the status and the bounded body.
