@@ -5,8 +5,12 @@
 //!    pam_google_authenticator.so configured with TOTP_AUTH and DISALLOW_REUSE, success and
 //!    failure. 2. Online path (valid token over TLS against the sandbox) against one fresh
 //!    HTTPS GET of the same endpoint with the same TLS stack. 3. Push: approval -> return,
-//!    per poll interval. 4. Footprint: .so size, RSS, threads and fds around one
-//!    authentication, measured in a child process. Nothing here asserts on time.
+//!    per poll interval. 4. Per process: each login in a fresh process (this binary started
+//!    again as a small PAM application), as sshd pays it, module load included: the offline
+//!    path against pam_google_authenticator.so, and an unmapped user under
+//!    `unmapped_users = "ignore"` (the fixed cost) against pam_permit.so. 5. Footprint: .so
+//!    size, RSS, threads and fds around one authentication, measured in a child process.
+//!    Nothing here asserts on time.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -39,7 +43,7 @@ fn main() {
         "pam_authy benchmark ({} mode, {runs} runs per row, interleaved with its baseline)",
         if smoke { "smoke" } else { "full" }
     );
-    // `--only offline|online|push|portable` runs one part (while optimising); the report needs all.
+    // `--only offline|online|push|portable|process` runs one part (while optimising); the report needs all.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
     let wanted = |part: &str| only.is_none_or(|o| o == part);
     // The offline rows load pam_google_authenticator.so into this process, after which every
@@ -61,6 +65,9 @@ fn main() {
     }
     if wanted("offline") {
         table.extend(bench.offline(runs));
+    }
+    if wanted("process") {
+        table.extend(bench.per_process(runs));
     }
     let footprint = bench.footprint();
     let mut report = render(&table, &footprint);
@@ -94,7 +101,28 @@ struct Row {
     ours: Stats,
     baseline_name: String,
     baseline: Option<Stats>,
+    /// Per-process rows: the median of the ratios and of the differences of each (ours,
+    /// baseline) pair, which holds when the machine's speed drifts during the run.
+    pairwise: Option<Pairwise>,
     goal: String,
+}
+
+#[derive(Clone, Copy)]
+struct Pairwise {
+    ratio: f64,
+    difference_us: f64,
+}
+
+fn pairwise(ours: &[Duration], baseline: &[Duration]) -> Pairwise {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let pairs = || ours.iter().zip(baseline).map(|(a, b)| (a.as_secs_f64() * 1e6, b.as_secs_f64() * 1e6));
+    Pairwise {
+        ratio: median(pairs().map(|(a, b)| a / b).collect()),
+        difference_us: median(pairs().map(|(a, b)| a - b).collect()),
+    }
 }
 
 struct Footprint {
@@ -110,9 +138,10 @@ fn render(rows: &[Row], footprint: &Footprint) -> String {
         "| measurement | pam_authy | baseline | baseline figure | ratio | goal |\n|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let (baseline, ratio) = match &row.baseline {
-            Some(b) => (fmt(b), format!("{:.2}", row.ours.median / b.median)),
-            None => ("—".into(), "—".into()),
+        let (baseline, ratio) = match (&row.baseline, row.pairwise) {
+            (Some(b), Some(p)) => (fmt(b), format!("{:.2} ({:+.0} µs), pair by pair", p.ratio, p.difference_us)),
+            (Some(b), None) => (fmt(b), format!("{:.2}", row.ours.median / b.median)),
+            (None, _) => ("—".into(), "—".into()),
         };
         text += &format!(
             "| {} | {} | {} | {} | {} | {} |\n",
@@ -270,6 +299,7 @@ impl Bench {
                 ours: stats(&mut ours),
                 baseline_name: "pam_google_authenticator.so (TOTP_AUTH, DISALLOW_REUSE)".into(),
                 baseline: (!google.is_empty()).then(|| stats(&mut google)),
+                pairwise: None,
                 goal: "ratio ≤ 1.2".into(),
             });
         }
@@ -301,6 +331,7 @@ impl Bench {
             ours: stats(&mut zig),
             baseline_name: format!("the same login through {}", self.module.display()),
             baseline: Some(stats(&mut native)),
+            pairwise: None,
             goal: "ratio ≤ 1.1".into(),
         }
     }
@@ -335,6 +366,7 @@ impl Bench {
                         "one fresh HTTPS GET of /verify, same client and TLS stack (rustls/ring, sandbox CA only)"
                             .into(),
                     baseline: Some(baseline),
+                    pairwise: None,
                     goal: "ratio ≤ 1.3".into(),
                 }
             })
@@ -433,7 +465,119 @@ impl Bench {
                     p10: poll_ms as f64 * 1000.0,
                     p90: poll_ms as f64 * 1000.0,
                 }),
+                pairwise: None,
                 goal: format!("≤ {} ms", poll_ms + 100),
+            });
+        }
+        rows
+    }
+
+    /// One login in a fresh process, as sshd pays it: `pam-login` (the harness crate's small
+    /// PAM application), timed from spawn to exit. Its exit status is the PAM code.
+    fn login_process(&self, app: &Path, service: &str, answers: &[String]) -> (Duration, i32) {
+        let mut command = std::process::Command::new(app);
+        command
+            .arg(self.confdir())
+            .arg(service)
+            .arg(user())
+            .args(answers)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let started = Instant::now();
+        let status = command.status().expect("login process");
+        (started.elapsed(), status.code().unwrap_or(-1))
+    }
+
+    /// Per-process rows: in each round, one login of each of the four stacks, each in its own
+    /// process, in turn; ratios and differences are taken pair by pair within the round.
+    fn per_process(&self, runs: usize) -> Vec<Row> {
+        let app = login_app();
+        let closed = pam_harness::closed_port();
+        let offline = self.config("process-offline.toml", &format!("https://127.0.0.1:{closed}"));
+        self.service("process-ours-offline", &format!("{} config={}", self.module.display(), offline.display()));
+        let unmapped = std::fs::read_to_string(&offline)
+            .expect("config")
+            .replace("max_tries = 1", "max_tries = 1\nunmapped_users = \"ignore\"")
+            .replace(&format!("\"{}\" = ", user()), "\"bench-someone-else\" = ");
+        let unmapped = self.dir.write("process-unmapped.toml", &unmapped, 0o600);
+        let stack = |name: &str, lines: &[String]| {
+            self.dir.write(&format!("pam.d/{name}"), &(lines.join("\n") + "\naccount required pam_permit.so\n"), 0o644);
+        };
+        stack(
+            "process-ours-unmapped",
+            &[
+                format!("auth required {} config={}", self.module.display(), unmapped.display()),
+                "auth required pam_permit.so".into(),
+            ],
+        );
+        stack("process-permit", &["auth required pam_permit.so".into()]);
+        let have_google = Path::new(GOOGLE_AUTHENTICATOR).exists();
+        stack(
+            "process-google",
+            &[format!(
+                "auth required {GOOGLE_AUTHENTICATOR} secret={} user={} allowed_perm=0600",
+                self.google_file().display(),
+                user()
+            )],
+        );
+        let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
+        let code = || code_at(&Secret::from(SEED), now(), &params).expect("code").expose().to_owned();
+        let (mut ours_offline, mut google, mut ours_unmapped, mut permit) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs + 3 {
+            self.reset_offline_state();
+            self.reset_google();
+            let offline_code = code();
+            let (offline_time, rc) =
+                self.login_process(&app, "process-ours-offline", &["1234567".into(), offline_code.clone()]);
+            assert_eq!(rc, PAM_SUCCESS, "pam_authy offline path in its own process");
+            let google_time = have_google.then(|| {
+                let (time, rc) = self.login_process(&app, "process-google", &[offline_code]);
+                assert_eq!(rc, PAM_SUCCESS, "pam_google_authenticator in its own process");
+                time
+            });
+            let (unmapped_time, rc) = self.login_process(&app, "process-ours-unmapped", &[]);
+            assert_eq!(rc, PAM_SUCCESS, "pam_authy unmapped user, then pam_permit, in its own process");
+            let (permit_time, rc) = self.login_process(&app, "process-permit", &[]);
+            assert_eq!(rc, PAM_SUCCESS, "pam_permit in its own process");
+            if i >= 3 {
+                ours_offline.push(offline_time);
+                google.extend(google_time);
+                ours_unmapped.push(unmapped_time);
+                permit.push(permit_time);
+            }
+        }
+        let mut rows = Vec::new();
+        if have_google {
+            rows.push(Row {
+                what: "per process: offline path, right code, in a fresh process (module load included)".into(),
+                ours: stats(&mut ours_offline.clone()),
+                baseline_name: "pam_google_authenticator.so (TOTP_AUTH, DISALLOW_REUSE), same application".into(),
+                baseline: Some(stats(&mut google.clone())),
+                pairwise: Some(pairwise(&ours_offline, &google)),
+                goal: "ratio ≤ 1.2".into(),
+            });
+        } else {
+            println!("pam_google_authenticator.so not installed: no per-process offline row");
+        }
+        rows.push(Row {
+            what: "per process: unmapped user, `unmapped_users = \"ignore\"`, then pam_permit.so (the fixed cost)"
+                .into(),
+            ours: stats(&mut ours_unmapped.clone()),
+            baseline_name: "pam_permit.so alone, same application".into(),
+            baseline: Some(stats(&mut permit.clone())),
+            pairwise: Some(pairwise(&ours_unmapped, &permit)),
+            goal: "≤ +300 µs".into(),
+        });
+        if have_google {
+            rows.push(Row {
+                what: "per process: pam_google_authenticator.so, right code (for scale)".into(),
+                ours: stats(&mut google.clone()),
+                baseline_name: "pam_permit.so alone, same application".into(),
+                baseline: Some(stats(&mut permit.clone())),
+                pairwise: Some(pairwise(&google, &permit)),
+                goal: "—".into(),
             });
         }
         rows
@@ -493,4 +637,20 @@ fn child(mode: &str) -> i32 {
     println!("threads {threads} {}", count("/proc/self/task"));
     println!("fds {fds} {}", count("/proc/self/fd"));
     0
+}
+
+/// The harness crate's `pam-login`, built with this benchmark's profile (beside the
+/// benchmark's own deps/ directory) when it is not there yet.
+fn login_app() -> PathBuf {
+    let exe = std::env::current_exe().expect("exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile directory");
+    let app = profile_dir.join("pam-login");
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--profile", profile, "-p", "pam-harness", "--bin", "pam-login"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built && app.exists(), "cannot build pam-login ({})", app.display());
+    app
 }
