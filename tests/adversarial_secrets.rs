@@ -35,24 +35,6 @@ const WRONG_OFFLINE: &str = "135792";
 const WRONG_KEY: &str = "wrongkey-SECRET-4f2a9c";
 const CONFIG_SECRETS: [&str; 3] = ["UNTERMINATED-SECRET-77d1", "SPACEY-SECRET-91ab", "NOTBASE32-SECRET-1x"];
 
-/// The mount namespace set-up: $1 is an empty directory that keeps the host's /dev.
-const NAMESPACE_SCRIPT: &str = r#"set -eu
-hostdev="$1"; shift
-mount --rbind /dev "$hostdev"
-mount -t tmpfs -o mode=755,size=1m pam-authy-test-dev /dev
-for node in null zero full random urandom tty ptmx; do
-    if [ -e "$hostdev/$node" ]; then touch "/dev/$node"; mount --bind "$hostdev/$node" "/dev/$node"; fi
-done
-for dir in pts shm mqueue; do
-    if [ -d "$hostdev/$dir" ]; then mkdir "/dev/$dir"; mount --rbind "$hostdev/$dir" "/dev/$dir"; fi
-done
-ln -s /proc/self/fd /dev/fd
-ln -s /proc/self/fd/0 /dev/stdin
-ln -s /proc/self/fd/1 /dev/stdout
-ln -s /proc/self/fd/2 /dev/stderr
-exec "$@"
-"#;
-
 #[test]
 #[cfg_attr(
     not(pam_authy_tests_as_root),

@@ -266,3 +266,23 @@ pub fn verify_config_for(dir: &TestDir, sandbox: &Sandbox, fields: &str, extra: 
         user = current_user(),
     )
 }
+
+/// The set-up of a private mount namespace (`unshare -m --propagation private sh -c`) with a
+/// /dev of its own, where a test may bind /dev/log: $1 is an empty directory that keeps the
+/// host's /dev, the rest is the command to run.
+pub const NAMESPACE_SCRIPT: &str = r#"set -eu
+hostdev="$1"; shift
+mount --rbind /dev "$hostdev"
+mount -t tmpfs -o mode=755,size=1m pam-authy-test-dev /dev
+for node in null zero full random urandom tty ptmx; do
+    if [ -e "$hostdev/$node" ]; then touch "/dev/$node"; mount --bind "$hostdev/$node" "/dev/$node"; fi
+done
+for dir in pts shm mqueue; do
+    if [ -d "$hostdev/$dir" ]; then mkdir "/dev/$dir"; mount --rbind "$hostdev/$dir" "/dev/$dir"; fi
+done
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
+exec "$@"
+"#;
