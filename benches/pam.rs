@@ -5,10 +5,10 @@
 //!    pam_google_authenticator.so configured with TOTP_AUTH and DISALLOW_REUSE, success and
 //!    failure. 2. Online path (valid token over TLS against the sandbox) against one fresh
 //!    HTTPS GET of the same endpoint with the same TLS stack. 3. Push: approval -> return,
-//!    per poll interval. 4. Per process: each login in a fresh process (this binary started
-//!    again as a small PAM application), as sshd pays it, module load included: the offline
-//!    path against pam_google_authenticator.so, and an unmapped user under
-//!    `unmapped_users = "ignore"` (the fixed cost) against pam_permit.so. 5. Footprint: .so
+//!    per poll interval. 4. Per process: each login in a fresh process (the harness crate's
+//!    small `pam-login` application), as sshd pays it, module load included: the offline path
+//!    against pam_google_authenticator.so, an unmapped user under `unmapped_users = "ignore"`
+//!    (the fixed cost) and the bare load of the module against pam_permit.so. 5. Footprint: .so
 //!    size, RSS, threads and fds around one authentication, measured in a child process.
 //!    Nothing here asserts on time.
 
