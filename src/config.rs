@@ -769,13 +769,21 @@ pub struct ModuleArgs {
     pub config_path: PathBuf,
     pub debug: bool,
     pub method: Option<Method>,
+    /// One-prompt mode (`password_and_code=N`): the one answer is the password followed by
+    /// an N-digit code; the password goes on to the next module as PAM_AUTHTOK.
+    pub password_and_code: Option<usize>,
 }
 
 impl ModuleArgs {
     /// Unknown or malformed arguments are configuration errors, so a typo never silently
     /// changes what the stack does.
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleArgs, ConfigError> {
-        let mut parsed = ModuleArgs { config_path: PathBuf::from(DEFAULT_CONFIG_PATH), debug: false, method: None };
+        let mut parsed = ModuleArgs {
+            config_path: PathBuf::from(DEFAULT_CONFIG_PATH),
+            debug: false,
+            method: None,
+            password_and_code: None,
+        };
         let here = Path::new("module arguments");
         for (position, arg) in args.iter().enumerate() {
             let arg = arg.as_ref();
@@ -791,13 +799,25 @@ impl ModuleArgs {
                             .ok_or_else(|| ConfigError::new(here, "method= takes prompt, push, sms or call"))?,
                     );
                 }
+                Some(("password_and_code", digits)) => {
+                    let digits = digits.parse().ok().filter(|digits| (6..=8).contains(digits));
+                    parsed.password_and_code = Some(digits.ok_or_else(|| {
+                        ConfigError::new(here, "password_and_code= takes the code's length, 6, 7 or 8")
+                    })?);
+                }
                 _ => {
                     return Err(ConfigError::new(
                         here,
-                        format!("argument {} is unknown (expected debug, config=PATH or method=...)", position + 1),
+                        format!(
+                            "argument {} is unknown (expected debug, config=PATH, method=... or password_and_code=N)",
+                            position + 1
+                        ),
                     ));
                 }
             }
+        }
+        if parsed.password_and_code.is_some() && parsed.method.is_some() {
+            return Err(ConfigError::new(here, "password_and_code= asks one question for a code: it takes no method="));
         }
         Ok(parsed)
     }
@@ -998,7 +1018,17 @@ bob = { authy_id = 7654321, offline_secret = "jbsw y3dp ehpk 3pxp" }
         assert!(args.debug);
         assert_eq!(args.method, Some(Method::Push));
         assert_eq!(ModuleArgs::parse::<&str>(&[]).expect("none").config_path, PathBuf::from(DEFAULT_CONFIG_PATH));
-        for bad in ["config=relative.toml", "method=carrier-pigeon", "nodebug", "failmode=safe"] {
+        assert_eq!(ModuleArgs::parse(&["password_and_code=7"]).expect("args").password_and_code, Some(7));
+        for bad in [
+            "config=relative.toml",
+            "method=carrier-pigeon",
+            "nodebug",
+            "failmode=safe",
+            "password_and_code",
+            "password_and_code=5",
+            "password_and_code=9",
+            "password_and_code=seven",
+        ] {
             assert!(ModuleArgs::parse(&[bad]).is_err(), "{bad}");
         }
     }

@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::clock::SystemClock;
 use crate::config::{Config, ModuleArgs, UserEntry};
 use crate::context;
+use crate::flow::one_prompt::{self, OnePrompt};
 use crate::flow::{self, ConvError, Conversation, Decision, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
 use crate::sanitize;
@@ -220,7 +221,9 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         command,
     };
-    let mut conversation = PamConversation { handle };
+    let mut pam_conversation = PamConversation { handle };
+    let one_prompt_digits = args.as_ref().ok().and_then(|args| args.password_and_code);
+    let mut conversation = OnePrompt::new(&mut pam_conversation, one_prompt_digits);
     let clock = SystemClock::new();
     let connect = |config: &Config, user: &UserEntry| -> Result<Box<dyn Backend>, ApiError> {
         backend::for_user(config, user, clock.unix_time())
@@ -238,9 +241,29 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     };
     // The edge loads the file; the flow only ever sees a parsed, validated config.
     let mut decision = match args.and_then(|args| Config::load(&args.config_path).map(|config| (args, config))) {
-        Ok((args, config)) => flow::authenticate(&config, &args, &login, &mut deps),
+        Ok((args, config)) => match one_prompt::one_try_at_the_prompt(&config, &args) {
+            Some((config, args)) => flow::authenticate(&config, &args, &login, &mut deps),
+            None => flow::authenticate(&config, &args, &login, &mut deps),
+        },
         Err(error) => Decision::config_error(&error),
     };
+    drop(deps);
+    // One-prompt mode: the next module gets the password (PAM_AUTHTOK, `use_first_pass`).
+    let goes_on = matches!(decision.outcome, Outcome::Verified(_) | Outcome::FailSafe | Outcome::Exempt);
+    match conversation.password_for_next_module(goes_on) {
+        Ok(None) => {}
+        Ok(Some(password)) => {
+            if !set_authtok(pamh, &password) && goes_on {
+                decision.outcome = Outcome::ServiceError;
+                decision.reason = format!("authtok_not_set: {}", decision.reason);
+            }
+        }
+        Err(ConvError) if goes_on => {
+            decision.outcome = Outcome::ConversationError;
+            decision.reason = format!("password_not_asked: {}", decision.reason);
+        }
+        Err(ConvError) => {}
+    }
     // A real uid other than root (sudo, su started by a user) may signal this process and set
     // its limits: stop it past the timeout, or until the server drops the connection. Nothing
     // such a caller can cause may count as "unreachable", so fail-safe is not theirs to have.
@@ -250,6 +273,14 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
     }
     log.log(decision.log_level(), &decision.log_line(&login));
     pam_code(decision.outcome)
+}
+
+/// Hands `password` to the next module as PAM_AUTHTOK; libpam keeps its own copy.
+fn set_authtok(pamh: &Pam, password: &Secret) -> bool {
+    let Ok(item) = CString::new(password.expose()) else { return false };
+    let set = pamh.set_authtok(&item).is_ok();
+    zeroize::Zeroize::zeroize(&mut item.into_bytes());
+    set
 }
 
 /// The application's conversation function, called one message at a time.

@@ -8,6 +8,9 @@
 //!
 //! The examples name the installed module and its default config; the tests change only
 //! that reference (`pam_authy.so` becomes the built module plus `config=<test config>`).
+//!
+//! One-prompt mode (`password_and_code=N`) runs through libpam in this process, with the
+//! host's pam_unix behind the module checking a throwaway user's real password.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -475,4 +478,73 @@ fn every_stack_that_loads_the_module_lets_the_break_glass_group_skip_it() {
         }
     }
     assert!(checked >= 10, "{checked} stacks");
+}
+
+/// A stack as a single-question application (OpenVPN's plugin) would use it: the module in
+/// one-prompt mode, then pam_unix taking the password it hands on.
+fn one_prompt_case(mapped: bool) -> Case {
+    let case = Case::new("sudo", "sudo", mapped, "[auth]\nunmapped_users = \"ignore\"");
+    let digits = case.token().len();
+    let stack = format!(
+        "auth required {} config={} password_and_code={digits}\nauth required pam_unix.so use_first_pass\naccount required pam_permit.so\n",
+        common::module_path().display(),
+        case.dir.config_path().display()
+    );
+    std::fs::write(case.dir.confdir().join("vpn"), stack).expect("write the stack");
+    case
+}
+
+fn one_answer(case: &Case, answer: &str) -> pam_harness::AuthResult {
+    let items = pam_harness::Items { rhost: Some("198.51.100.7".into()), tty: None, ruser: None };
+    let mut responder = |m: &pam_harness::Message| {
+        if m.style.is_prompt() { pam_harness::Reply::text(answer) } else { pam_harness::Reply::text("") }
+    };
+    pam_harness::authenticate(Some(&case.dir.confdir()), "vpn", &case.user.name, &items, &mut responder)
+        .expect("pam_start")
+}
+
+#[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates a user with a password for pam_unix")]
+fn one_prompt_mode_hands_the_password_to_pam_unix_and_checks_the_code() {
+    let test = "one_prompt_mode_hands_the_password_to_pam_unix_and_checks_the_code";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = one_prompt_case(true);
+    let password = case.user.password().to_owned();
+    let result = one_answer(&case, &format!("{password}{}", case.token()));
+    assert_eq!(result.code, pam_harness::PAM_SUCCESS, "{}", result.text());
+    assert_eq!(result.prompts(), ["Password and code: "], "one question, no more");
+
+    // A fresh code (the sandbox refuses one used twice), so that only the password is wrong.
+    case.sandbox.set_clock(Some(case.sandbox.now_unix() + 120));
+    let wrong_password = one_answer(&case, &format!("not-{password}{}", case.token()));
+    assert_eq!(wrong_password.code, pam_harness::PAM_AUTH_ERR, "{}", wrong_password.text());
+    let wrong_code = one_answer(&case, &format!("{password}{}", "0".repeat(case.token().len())));
+    assert_ne!(wrong_code.code, pam_harness::PAM_SUCCESS, "{}", wrong_code.text());
+    assert_eq!(wrong_code.prompts().len(), 1, "{}", wrong_code.text());
+    let verified = |case: &Case| case.api_calls().iter().filter(|p| p.starts_with("/protected/json/verify/")).count();
+    let before = verified(&case);
+    for malformed in [password.clone(), case.token(), String::new(), format!("{password}12345x7")] {
+        let result = one_answer(&case, &malformed);
+        assert_ne!(result.code, pam_harness::PAM_SUCCESS, "{malformed:?}: {}", result.text());
+        assert_eq!(result.prompts().len(), 1, "{}", result.text());
+    }
+    assert_eq!(verified(&case), before, "a malformed answer reached the API");
+}
+
+#[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates a user with a password for pam_unix")]
+fn one_prompt_mode_asks_an_exempt_user_for_the_password_alone() {
+    let test = "one_prompt_mode_asks_an_exempt_user_for_the_password_alone";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let case = one_prompt_case(false);
+    let result = one_answer(&case, case.user.password());
+    assert_eq!(result.code, pam_harness::PAM_SUCCESS, "{}", result.text());
+    assert_eq!(result.prompts(), ["Password: "]);
+    let wrong = one_answer(&case, "not-the-password");
+    assert_eq!(wrong.code, pam_harness::PAM_AUTH_ERR, "{}", wrong.text());
+    assert!(case.api_calls().is_empty());
 }

@@ -17,6 +17,7 @@
 
 mod grace;
 mod offline;
+pub mod one_prompt;
 pub mod outcome;
 mod prompt;
 mod push;
