@@ -247,7 +247,6 @@ fn authenticate(pamh: &Pam, args: &[String]) -> PamError {
         },
         Err(error) => Decision::config_error(&error),
     };
-    drop(deps);
     // One-prompt mode: the next module gets the password (PAM_AUTHTOK, `use_first_pass`).
     let goes_on = matches!(decision.outcome, Outcome::Verified(_) | Outcome::FailSafe | Outcome::Exempt);
     match conversation.password_for_next_module(goes_on) {
