@@ -525,7 +525,9 @@ impl Drop for Sshd {
 
 /// An SSH_ASKPASS program for one test. It logs every prompt it is shown and answers by
 /// the prompt's kind, each kind from its own list, in order: `push` (the push notice
-/// under sshd), `offline`, `token` (the Authy token prompt), `password`.
+/// under sshd), `offline`, `token` (Authy's token or Verify's code prompt), `password`.
+/// A kind marked `late` waits (up to 10 s) for an answer the test adds during the login,
+/// such as the code of an SMS the module has just asked for.
 pub struct Askpass {
     dir: PathBuf,
 }
@@ -539,15 +541,22 @@ impl Askpass {
 d='{home}'
 printf '%s\036' "$1" >> "$d/prompts"
 case "$1" in
-    *"Authy push sent"*) kind=push ;;
+    *"Authy push sent"* | *[Pp]"ush sent"* | *"approve it"*) kind=push ;;
     *"Offline code"*) kind=offline ;;
-    *"Authy token"*) kind=token ;;
+    *"Authy token"* | *"Verification code"*) kind=token ;;
     *[Pp]assword*) kind=password ;;
     *) kind=other ;;
 esac
 n=$(cat "$d/count.$kind" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > "$d/count.$kind"
+if [ -f "$d/late.$kind" ]; then
+    waited=0
+    while [ "$(cat "$d/answers.$kind" 2>/dev/null | wc -l)" -lt "$n" ] && [ "$waited" -lt 200 ]; do
+        sleep 0.05
+        waited=$((waited + 1))
+    done
+fi
 [ -f "$d/answers.$kind" ] && sed -n "${{n}}p" "$d/answers.$kind"
 exit 0
 "#,
@@ -563,6 +572,27 @@ exit 0
     pub fn answer(&self, kind: &str, answers: &[&str]) {
         let text: String = answers.iter().map(|a| format!("{a}\n")).collect();
         std::fs::write(self.dir.join(format!("answers.{kind}")), text).expect("write answers");
+    }
+
+    /// Prompts of `kind` wait for answers added with `add_answer` while the login runs.
+    pub fn late(&self, kind: &str) {
+        std::fs::write(self.dir.join(format!("late.{kind}")), b"").expect("write late marker");
+    }
+
+    /// Appends one answer for prompts of `kind`.
+    pub fn add_answer(&self, kind: &str, answer: &str) {
+        let path = self.dir.join(format!("answers.{kind}"));
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open answers");
+        writeln!(file, "{answer}").expect("append answer");
+    }
+
+    /// Forgets every answer, count, marker and prompt: the next login starts afresh.
+    pub fn reset(&self) {
+        for entry in std::fs::read_dir(&self.dir).expect("read askpass dir").flatten() {
+            if entry.file_name() != "askpass" {
+                std::fs::remove_file(entry.path()).expect("remove askpass state");
+            }
+        }
     }
 
     pub fn path(&self) -> PathBuf {
