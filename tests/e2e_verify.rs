@@ -209,6 +209,11 @@ impl SshHost {
         run
     }
 
+    fn assert_no_authy(&self, case: &str, run: &Run) {
+        let named = self.askpass.prompts().iter().any(|p| p.contains("Authy")) || run.stderr.contains("Authy");
+        assert!(!named, "a Verify user read \"Authy\":\n{}", self.explain(case, run));
+    }
+
     fn explain(&self, case: &str, run: &Run) -> String {
         format!(
             "case {case}\n{}\n--- prompts\n{:#?}\n--- sshd log\n{}",
@@ -218,11 +223,14 @@ impl SshHost {
         )
     }
 
+    /// Also checks that no prompt under Verify names Authy.
     fn assert_logged_in(&self, case: &str, run: &Run) {
+        self.assert_no_authy(case, run);
         assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "the login must succeed:\n{}", self.explain(case, run));
     }
 
     fn assert_refused(&self, case: &str, run: &Run) {
+        self.assert_no_authy(case, run);
         let refused = !run.ok() && !run.stdout.contains(LOGIN_MARKER) && run.stderr.contains("Permission denied");
         assert!(refused, "the login must fail:\n{}", self.explain(case, run));
     }
@@ -250,7 +258,6 @@ fn sshd_on_verify_takes_codes_sms_and_pushes_and_follows_the_offline_fallback_an
     let prompts = host.askpass.prompts();
     assert_eq!(prompts.len(), 1, "{case}: {prompts:#?}");
     assert!(prompts[0].ends_with("Verification code (or type sms, call or push): "), "{case}: {prompts:#?}");
-    assert!(!prompts[0].contains("Authy"), "{case}: {prompts:#?}");
     assert_eq!(site.approved(&enrolment.totp), 1, "{case}: {:?}", site.challenges(&enrolment.totp));
     let log = host.sshd.log_text();
     assert!(log.contains("Partial publickey") && log.contains("Accepted keyboard-interactive/pam"), "{case}: {log}");
@@ -356,6 +363,11 @@ fn sudo(test: &str, case: &str, pam_d: &Path, sudoers: &Path, user: &TestUser, s
 }
 
 fn assert_ran(case: &str, run: &Run) {
+    assert!(
+        !run.stdout.contains("Authy") && !run.stderr.contains("Authy"),
+        "{case}: read \"Authy\":\n{}",
+        run.output()
+    );
     assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "{case}: the command must run:\n{}", run.output());
 }
 
