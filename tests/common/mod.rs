@@ -252,18 +252,24 @@ impl VerifyFactors {
 /// A `backend = "verify"` config that trusts the sandbox CA and maps the current user to
 /// `VERIFY_IDENTITY` with `fields`; `extra` TOML tables (with their headers) follow `[verify]`.
 pub fn verify_config_for(dir: &TestDir, sandbox: &Sandbox, fields: &str, extra: &str) -> String {
+    let users = format!("\"{}\" = {{ verify_identity = \"{VERIFY_IDENTITY}\", {fields} }}", current_user());
+    verify_config_with_users(dir, sandbox, &users, extra)
+}
+
+/// A `backend = "verify"` config that trusts the sandbox CA, with `users` as the `[users]`
+/// lines; `extra` TOML tables (with their headers) follow `[verify]`.
+pub fn verify_config_with_users(dir: &TestDir, sandbox: &Sandbox, users: &str, extra: &str) -> String {
     let account = sandbox.verify_account();
     let ca = dir.write("ca.pem", &sandbox.ca_pem(), 0o644);
     format!(
         "[api]\nbackend = \"verify\"\nurl = \"{url}\"\nca_file = \"{ca}\"\ntimeout_secs = 5\n\n\
          [verify]\nservice_sid = \"{service}\"\napi_key_sid = \"{key_sid}\"\napi_key_secret = \"{secret}\"\n\n\
-         {extra}\n\n[users]\n\"{user}\" = {{ verify_identity = \"{VERIFY_IDENTITY}\", {fields} }}\n",
+         {extra}\n\n[users]\n{users}\n",
         url = sandbox.url(),
         ca = ca.display(),
         service = account.service_sid,
         key_sid = account.api_key_sid,
         secret = account.api_key_secret,
-        user = current_user(),
     )
 }
 
