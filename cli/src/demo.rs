@@ -122,9 +122,13 @@ fn demo_user(sandbox: &Sandbox, backend: DemoBackend) -> Result<DemoUser, String
     }
 }
 
-/// The demo's config file: the sandbox as the API, trusted through `ca`.
-fn config_text(sandbox: &Sandbox, demo_user: &DemoUser, user: &str, ca: &Path) -> String {
-    let auth = format!("[auth]\npush_timeout_secs = 30\npush_poll_ms = {PUSH_POLL_MS}\n");
+/// The demo's config file: the sandbox as the API, trusted through `ca`, and the replay state
+/// in `state_dir` (the demo's own directory: the host's belongs to the installed module).
+fn config_text(sandbox: &Sandbox, demo_user: &DemoUser, user: &str, ca: &Path, state_dir: &Path) -> String {
+    let auth = format!(
+        "[auth]\npush_timeout_secs = 30\npush_poll_ms = {PUSH_POLL_MS}\n\n[offline]\nstate_dir = \"{}\"\n",
+        state_dir.display()
+    );
     let (url, ca) = (sandbox.url(), ca.display());
     match demo_user {
         DemoUser::Authy { authy_id } => format!(
@@ -166,17 +170,22 @@ pub fn run(auto: bool, module: Option<PathBuf>, backend: DemoBackend) -> Result<
     let confdir = dir.path().join("pam.d");
     let ca = dir.path().join("ca.pem");
     let config = dir.path().join("pam_authy.toml");
+    let state_dir = dir.path().join("state");
     let stack_file = confdir.join(SERVICE);
+    let state_stem = pam_authy::state::file_stem(&user).map_err(|e| e.to_string())?;
     pam_harness::terminal::remove_on_signals(&[
         stack_file.clone(),
         confdir.clone(),
         ca.clone(),
         config.clone(),
+        state_dir.join(format!("{state_stem}.json")),
+        state_dir.join(format!("{state_stem}.lock")),
+        state_dir.clone(),
         dir.path().to_path_buf(),
     ]);
     std::fs::create_dir(&confdir).map_err(|e| e.to_string())?;
     write_private(&ca, &sandbox.ca_pem(), 0o644)?;
-    write_private(&config, &config_text(&sandbox, &demo_user, &user, &ca), 0o600)?;
+    write_private(&config, &config_text(&sandbox, &demo_user, &user, &ca, &state_dir), 0o600)?;
     let stack =
         format!("auth required {} config={}\naccount required pam_permit.so\n", module.display(), config.display());
     write_private(&stack_file, &stack, 0o644)?;

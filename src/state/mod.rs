@@ -239,7 +239,7 @@ fn shown(user: &str) -> String {
 
 /// The file name stem for `user`: the hex of its bytes, so no name can leave the directory
 /// or collide with another.
-fn file_stem(user: &str) -> Result<String, StateError> {
+pub fn file_stem(user: &str) -> Result<String, StateError> {
     if user.is_empty() || user.len() > MAX_USER_BYTES {
         return Err(StateError::UserName { user: shown(user) });
     }
