@@ -211,6 +211,7 @@ pub fn remove(path: &Path, user: &str, keep_remote: bool, json: bool) -> Outcome
     let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
+    support::mapped_in_main_file(path, user)?;
     if config.api.backend == Backend::Verify {
         return verify_account::remove(&config, &lock, user, entry, keep_remote, json);
     }

@@ -118,7 +118,7 @@ pub fn run(path: &Path, args: &MigrateArgs) -> Outcome {
     if config.api.backend == Backend::Verify {
         return Err(format!("{}: [api] backend is already \"verify\"", path.display()).into());
     }
-    let main_users = main_file_users(path)?;
+    let main_users = support::main_file_users(path)?;
     let chosen: Vec<String> = match &args.user {
         Some(user) => vec![support::mapped(&config, user).map(|_| user.clone())?],
         None => config.users.keys().cloned().collect(),
@@ -163,14 +163,6 @@ pub fn run(path: &Path, args: &MigrateArgs) -> Outcome {
         return Err(Exit::ReportedWithReason("some users were not migrated".to_owned()));
     }
     Ok(())
-}
-
-/// The users the main file itself maps (the ones `migrate` may edit).
-fn main_file_users(path: &Path) -> Result<Vec<String>, String> {
-    let read = secure_fs::read_file(path, MAX_SEEDS_BYTES).map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(&read.bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
-    let config = Config::parse(path, text).map_err(|e| e.to_string())?;
-    Ok(config.users.into_keys().collect())
 }
 
 fn migrate_one(

@@ -65,6 +65,28 @@ pub fn mapped<'c>(config: &'c Config, user: &str) -> Result<&'c UserEntry, Strin
     })
 }
 
+/// The users the main config file maps itself, not its `users.d` drop-ins: the only
+/// entries `pam-authy` edits.
+pub fn main_file_users(path: &Path) -> Result<Vec<String>, String> {
+    const MAX_CONFIG_BYTES: u64 = 1 << 20;
+    let read = pam_authy::secure_fs::read_file(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(&read.bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+    let config = Config::parse(path, text).map_err(|e| e.to_string())?;
+    Ok(config.users.into_keys().collect())
+}
+
+/// Refuses to touch a user whose line is in a drop-in: removing the remote side while the
+/// line stays would report a removal that did not happen.
+pub fn mapped_in_main_file(path: &Path, user: &str) -> Result<(), String> {
+    if main_file_users(path)?.iter().any(|name| name == user) {
+        return Ok(());
+    }
+    Err(format!(
+        "{user} is mapped in a users.d drop-in, which pam-authy does not edit: delete the line there \
+         (and the user at the API with its console); nothing was changed"
+    ))
+}
+
 /// The module's own client, built from the config exactly as the module builds it.
 pub fn client(config: &Config) -> Result<AuthyClient, String> {
     authy_only(config)?;

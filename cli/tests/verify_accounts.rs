@@ -193,3 +193,23 @@ fn check_proves_the_service_and_warns_about_each_factor_that_cannot_log_in() {
     assert!(warnings.iter().any(|w| w.contains(&half) && w.contains("not verified")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains(&gone) && w.contains("does not exist")), "{warnings:?}");
 }
+
+#[test]
+fn a_user_mapped_in_a_drop_in_is_not_removed_behind_the_admins_back() {
+    let (sandbox, dir, original) = setup();
+    let service = sandbox.verify_account().service_sid;
+    let factor = sandbox.verify_add_totp_factor(&service, "dddddddd-0001", &TotpFactorSpec::default()).expect("f").sid;
+    let users_d = dir.path().join("users.d");
+    std::fs::create_dir(&users_d).expect("mkdir users.d");
+    common::set_mode(&users_d, 0o700);
+    let line = format!("[users]\nbob = {{ verify_identity = \"dddddddd-0001\", totp_factor = \"{factor}\" }}\n");
+    let drop_in = dir.write("users.d/team.toml", &line, 0o600);
+    for args in [vec!["bob"], vec!["bob", "--keep-remote"]] {
+        let run = dir.cli("remove", &args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.all());
+        assert!(run.all().contains("users.d"), "{}", run.all());
+    }
+    assert_eq!(deleted_factors(&sandbox), 0, "the factor stays while the line does");
+    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), line);
+    assert_eq!(dir.config_text(), original);
+}
