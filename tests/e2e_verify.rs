@@ -4,6 +4,8 @@
 //! test chose, a push factor), so the tests compute the codes an authenticator app would show
 //! and do not depend on the CLI. Root only; skipped with a message otherwise.
 //!
+//! The migration rehearsal runs the built `pam-authy migrate` on an Authy-backed host.
+//!
 //! To keep CI short, one test holds one sshd (or one sudo set-up) and runs its cases in turn,
 //! each with fresh askpass answers; a failed assertion names the case.
 
@@ -422,5 +424,108 @@ fn sudo_and_su_on_verify_take_a_code_and_a_push() {
     assert_ran(case, &run);
     assert_eq!(site.approved(&enrolment.totp), 2, "{case}: {:?}", site.challenges(&enrolment.totp));
 
+    report_timing(test, "whole test", started.elapsed());
+}
+
+/// The admin CLI built next to the test binaries (`cargo build --workspace`).
+fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let target = exe.parent().and_then(Path::parent).expect("target dir");
+    let cli = target.join("pam-authy");
+    assert!(cli.exists(), "{} not found: run `cargo build --workspace` first", cli.display());
+    cli
+}
+
+/// `pam-authy --config <site's config> migrate ARGS --json`, its JSON report.
+fn migrate(site: &Site, args: &[&str]) -> serde_json::Value {
+    let mut command = std::process::Command::new(cli_binary());
+    command.arg("--config").arg(site.dir.config_path()).arg("migrate").args(args).arg("--json");
+    let run = e2e::run(command, "", Duration::from_secs(60));
+    assert!(run.ok(), "migrate {args:?}:\n{}", run.output());
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("migrate {args:?}: {e}\n{}", run.output()))
+}
+
+/// 32 Base32 digits (160 bits), as an exported Authy seed looks.
+fn random_seed() -> String {
+    const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    random_hex(32).bytes().zip(random_hex(32).bytes()).map(|(a, b)| BASE32[usize::from(a ^ b) % 32] as char).collect()
+}
+
+#[test]
+#[cfg_attr(not(pam_authy_tests_as_root), ignore = "needs root: creates users and runs the real sshd")]
+fn a_migration_rehearsal_moves_users_to_verify_one_at_a_time_without_a_lock_out() {
+    let test = "migration_rehearsal";
+    if !e2e::enabled(test) {
+        return;
+    }
+    let started = Instant::now();
+    let site = Site::start();
+    let people = [TestUser::create(), TestUser::create(), TestUser::create()];
+    let [alice, bob, carol] = &people;
+    // The sandbox finds an existing Authy user by e-mail and phone: each person needs their own.
+    let authy_ids: Vec<u64> = (0..people.len())
+        .map(|n| site.sandbox.add_user(&format!("user{n}@example.org"), &format!("555-123-456{n}"), 1))
+        .collect();
+    let seeds: Vec<String> = people.iter().map(|_| random_seed()).collect();
+
+    // An Authy-backed host whose admin has added the [verify] table, as the runbook says.
+    let account = site.sandbox.verify_account();
+    let verify_table = format!(
+        "[verify]\nservice_sid = \"{}\"\napi_key_sid = \"{}\"\napi_key_secret = \"{}\"\n",
+        account.service_sid, account.api_key_sid, account.api_key_secret
+    );
+    let users: Vec<String> = people.iter().zip(&authy_ids).map(|(u, id)| format!("{} = {id}", u.name)).collect();
+    site.dir.write_config(&common::config_for(&site.dir, &site.sandbox, &users.join("\n"), &verify_table));
+    let seed_lines: Vec<String> = people.iter().zip(&seeds).map(|(u, s)| format!("{} = \"{s}\"", u.name)).collect();
+    let seeds_file = site.dir.write("authy-seeds.toml", &(seed_lines.join("\n") + "\n"), 0o600);
+    let seeds_arg = seeds_file.to_str().expect("utf-8 path");
+    let host = SshHost::start(&site, &[alice, bob, carol]);
+    let authy_checks =
+        || site.sandbox.requests().iter().filter(|r| r.route_path.starts_with("/protected/json/verify/")).count();
+
+    let config_before = std::fs::read(site.dir.config_path()).expect("config");
+    let dry = migrate(&site, &["--all", "--secrets-from", seeds_arg]);
+    assert_eq!(dry["apply"], false, "{dry}");
+    assert!(dry["users"].as_array().is_some_and(|u| u.iter().all(|u| u["result"] == "would_migrate")), "{dry}");
+    assert_eq!(std::fs::read(site.dir.config_path()).expect("config"), config_before, "a dry run wrote the config");
+
+    for user in [alice, bob] {
+        let report = migrate(&site, &[&user.name, "--apply", "--secrets-from", seeds_arg]);
+        assert_eq!(report["users"][0]["result"], "migrated", "{report}");
+        assert_eq!(report["backend"], "authy", "{report}");
+        assert_eq!(report["switched"], false, "{report}");
+    }
+    let config = std::fs::read_to_string(site.dir.config_path()).expect("config");
+    assert_eq!(config.matches("verify_identity").count(), 2, "{config}");
+
+    // Before the switch every user, migrated or not, still logs in through Authy.
+    for (user, id) in people.iter().zip(&authy_ids) {
+        let case = format!("{} with Authy before the switch", user.name);
+        let token = site.sandbox.current_token(*id).expect("token");
+        let checks = authy_checks();
+        let run = host.login(test, "authy before the switch", user, &[("token", &[&token])]);
+        assert!(run.ok() && run.stdout.contains(LOGIN_MARKER), "{}", host.explain(&case, &run));
+        assert!(host.askpass.prompts()[0].contains("Authy token"), "{}", host.explain(&case, &run));
+        assert_eq!(authy_checks(), checks + 1, "{case}");
+    }
+
+    // The last user's migration completes the set: only then does the backend switch.
+    let report = migrate(&site, &[&carol.name, "--apply", "--secrets-from", seeds_arg]);
+    assert_eq!(report["users"][0]["result"], "migrated", "{report}");
+    assert_eq!(report["backend"], "verify", "{report}");
+    assert_eq!(report["switched"], true, "{report}");
+
+    let checks = authy_checks();
+    let approved = |s: &Site| s.sandbox.verify_challenges().iter().filter(|c| c.status == "approved").count();
+    let approved_before = approved(&site);
+    for (user, seed) in [alice, bob].into_iter().zip(&seeds) {
+        let case = format!("{} with Verify after the switch", user.name);
+        let code = code_at(&Secret::from(seed.as_str()), now(), &TOTP).expect("code");
+        let run = host.login(test, "verify after the switch", user, &[("token", &[code.expose()])]);
+        host.assert_logged_in(&case, &run);
+        assert!(host.askpass.prompts()[0].contains("Verification code"), "{}", host.explain(&case, &run));
+    }
+    assert_eq!(approved(&site), approved_before + 2, "each login a TOTP challenge approved at Verify");
+    assert_eq!(authy_checks(), checks, "no login went to Authy after the switch");
     report_timing(test, "whole test", started.elapsed());
 }
