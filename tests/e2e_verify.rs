@@ -471,8 +471,11 @@ fn a_migration_rehearsal_moves_users_to_verify_one_at_a_time_without_a_lock_out(
     // An Authy-backed host whose admin has added the [verify] table, as the runbook says.
     let account = site.sandbox.verify_account();
     let verify_table = format!(
-        "[verify]\nservice_sid = \"{}\"\napi_key_sid = \"{}\"\napi_key_secret = \"{}\"\n",
-        account.service_sid, account.api_key_sid, account.api_key_secret
+        "[offline]\nstate_dir = \"{}\"\n\n[verify]\nservice_sid = \"{}\"\napi_key_sid = \"{}\"\napi_key_secret = \"{}\"\n",
+        site.dir.state_dir().display(),
+        account.service_sid,
+        account.api_key_sid,
+        account.api_key_secret
     );
     let users: Vec<String> = people.iter().zip(&authy_ids).map(|(u, id)| format!("{} = {id}", u.name)).collect();
     site.dir.write_config(&common::config_for(&site.dir, &site.sandbox, &users.join("\n"), &verify_table));
