@@ -581,20 +581,55 @@ impl Bench {
                 user()
             )],
         );
+        // The same two logins with what they write on tmpfs, where fsync returns at once: the
+        // difference to the rows above is what durability costs each module on this disk.
+        let volatile = tempfile::Builder::new().prefix("pam-authy-bench.").tempdir_in("/dev/shm").expect("tmpfs dir");
+        let volatile_state = volatile.path().join("state");
+        let volatile_google = volatile.path().join("google_authenticator");
+        let volatile_config = self.dir.write(
+            "process-offline-tmpfs.toml",
+            &std::fs::read_to_string(&offline)
+                .expect("config")
+                .replace(&self.dir.path().join("state").display().to_string(), &volatile_state.display().to_string()),
+            0o600,
+        );
+        self.service(
+            "process-ours-offline-tmpfs",
+            &format!("{} config={}", self.module.display(), volatile_config.display()),
+        );
+        stack(
+            "process-google-tmpfs",
+            &[format!(
+                "auth required {GOOGLE_AUTHENTICATOR} secret={} user={} allowed_perm=0600",
+                volatile_google.display(),
+                user()
+            )],
+        );
         let params = OfflineParams { digits: 6, period_secs: 30, skew_steps: 1 };
         let code = || code_at(&Secret::from(SEED), now(), &params).expect("code").expose().to_owned();
         let (mut ours_offline, mut google, mut ours_unmapped, mut permit, mut loaded) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ours_volatile, mut google_volatile) = (Vec::new(), Vec::new());
         for i in 0..runs + 3 {
             self.reset_offline_state();
             self.reset_google();
+            let _ = std::fs::remove_dir_all(&volatile_state);
+            std::fs::copy(self.google_file(), &volatile_google).expect("google secret on tmpfs");
             let offline_code = code();
             let (offline_time, rc) =
                 self.login_process(&app, "process-ours-offline", &["1234567".into(), offline_code.clone()]);
             assert_eq!(rc, PAM_SUCCESS, "pam_authy offline path in its own process");
             let google_time = have_google.then(|| {
-                let (time, rc) = self.login_process(&app, "process-google", &[offline_code]);
+                let (time, rc) = self.login_process(&app, "process-google", std::slice::from_ref(&offline_code));
                 assert_eq!(rc, PAM_SUCCESS, "pam_google_authenticator in its own process");
+                time
+            });
+            let (offline_volatile_time, rc) =
+                self.login_process(&app, "process-ours-offline-tmpfs", &["1234567".into(), offline_code.clone()]);
+            assert_eq!(rc, PAM_SUCCESS, "pam_authy offline path, state on tmpfs, in its own process");
+            let google_volatile_time = have_google.then(|| {
+                let (time, rc) = self.login_process(&app, "process-google-tmpfs", &[offline_code]);
+                assert_eq!(rc, PAM_SUCCESS, "pam_google_authenticator, secret on tmpfs, in its own process");
                 time
             });
             let (unmapped_time, rc) = self.login_process(&app, "process-ours-unmapped", &[]);
@@ -606,6 +641,8 @@ impl Bench {
             if i >= 3 {
                 ours_offline.push(offline_time);
                 google.extend(google_time);
+                ours_volatile.push(offline_volatile_time);
+                google_volatile.extend(google_volatile_time);
                 ours_unmapped.push(unmapped_time);
                 permit.push(permit_time);
                 loaded.push(loaded_time);
@@ -620,6 +657,13 @@ impl Bench {
                 goal: "ratio ≤ 1.2".into(),
                 ours: ours_offline,
                 baseline: google.clone(),
+            });
+            rows.push(Samples {
+                what: "per process: offline path, state on tmpfs (fsync free): what is left without durability".into(),
+                baseline_name: "pam_google_authenticator.so, secret file on tmpfs, same application".into(),
+                goal: "—".into(),
+                ours: ours_volatile,
+                baseline: google_volatile,
             });
         } else {
             println!("pam_google_authenticator.so not installed: no per-process offline row");
