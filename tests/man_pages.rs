@@ -1,7 +1,7 @@
 //! The man pages and the shipped default configuration document everything the code accepts.
 //!
 //! The config keys, their enum values and the module arguments are read from
-//! `src/config.rs` itself (the `Raw*` structs, the `[users]` table parser, `ModuleArgs::parse`),
+//! `src/config/` itself (the `Raw*` structs, the `[users]` table parser, `ModuleArgs::parse`),
 //! so a key added later without documentation fails here. The CLI options are read from the
 //! built `pam-authy` (`<command> --help`); that check is skipped, saying so, when the binary
 //! has not been built. Nothing here touches the system.
@@ -10,6 +10,21 @@ use pam_authy::config::Config;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The config module's source, all its files in one text.
+fn config_source() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
 
 fn repo_file(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -41,14 +56,14 @@ fn item_body<'a>(source: &'a str, keyword: &str, name: &str) -> &'a str {
     let open = [format!("{keyword} {name} {{"), format!("pub {keyword} {name} {{")]
         .iter()
         .find_map(|head| source.find(head.as_str()).map(|at| at + head.len()))
-        .unwrap_or_else(|| panic!("src/config.rs has no `{keyword} {name}`"));
+        .unwrap_or_else(|| panic!("src/config/ has no `{keyword} {name}`"));
     let close = source[open..].find("\n}").unwrap_or_else(|| panic!("`{keyword} {name}` is not closed"));
     &source[open..open + close]
 }
 
 /// The body of `fn NAME(...) ... { ... }` (up to the first line that is just `}`).
 fn fn_body<'a>(source: &'a str, name: &str) -> &'a str {
-    let start = source.find(&format!("fn {name}")).unwrap_or_else(|| panic!("src/config.rs has no fn {name}"));
+    let start = source.find(&format!("fn {name}")).unwrap_or_else(|| panic!("src/config/ has no fn {name}"));
     let end = source[start..]
         .find("\n}")
         .or_else(|| source[start..].find("\n    }\n"))
@@ -82,7 +97,7 @@ fn serde_fields(body: &str) -> Vec<Field> {
         let Some((name, ty)) = line.split_once(':') else {
             continue;
         };
-        let name = name.trim().trim_start_matches("pub ").trim();
+        let name = name.trim().trim_start_matches("pub(super) ").trim_start_matches("pub ").trim();
         fields.push(Field {
             key: rename.take().unwrap_or_else(|| name.to_owned()),
             ty: ty.trim().trim_end_matches(',').to_owned(),
@@ -115,7 +130,7 @@ struct Schema {
 }
 
 fn schema() -> Schema {
-    let source = repo_file("src/config.rs");
+    let source = config_source();
     let mut tables = BTreeMap::new();
     for table in serde_fields(item_body(&source, "struct", "RawConfig")) {
         let keys = if table.ty.starts_with("Raw") {
@@ -374,7 +389,7 @@ fn the_users_examples_in_the_default_config_parse() {
 
 /// The module arguments `ModuleArgs::parse` matches: `Some(("name", ...))` and `arg == "name"`.
 fn module_arguments(source: &str) -> Vec<String> {
-    let start = source.find("impl ModuleArgs").expect("src/config.rs has impl ModuleArgs");
+    let start = source.find("impl ModuleArgs").expect("src/config/ has impl ModuleArgs");
     let body = fn_body(&source[start..], "parse");
     let mut names = Vec::new();
     for (marker, suffix) in [("Some((\"", "="), ("arg == \"", "")] {
@@ -392,7 +407,7 @@ fn module_arguments(source: &str) -> Vec<String> {
 
 #[test]
 fn every_module_argument_and_method_is_in_pam_authy_8() {
-    let source = repo_file("src/config.rs");
+    let source = config_source();
     let arguments = module_arguments(&source);
     for expected in ["config=", "debug", "method="] {
         assert!(arguments.iter().any(|a| a == expected), "{expected} not extracted");
