@@ -23,20 +23,27 @@ pub struct EnrollArgs {
     pub country_code: Option<u16>,
     pub png: Option<PathBuf>,
     pub print: bool,
+    /// Write the mapping into `users.d/NAME.toml` instead of the main file.
+    pub drop_in: Option<String>,
     pub json: bool,
 }
 
 pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
     support::check_user_name(&args.user)?;
     verify_account::check_png_target(args.png.as_ref())?;
+    let file = match &args.drop_in {
+        Some(name) => confedit::drop_in_path(path, name)?,
+        None => path.to_path_buf(),
+    };
     let lock = if args.print { None } else { Some(confedit::ConfigLock::acquire(path)?) };
     let config = support::load(path)?;
     if let Some(entry) = config.user(&args.user) {
         let mapped_to = entry.authy_id.map_or_else(|| "a Verify identity".to_owned(), |id| format!("Authy ID {id}"));
+        let mapped_in = support::mapping_file(&config, &args.user).unwrap_or_else(|_| path.to_path_buf());
         return Err(format!(
             "{} is already mapped to {mapped_to} in {}; run `pam-authy remove {}` first",
             args.user,
-            path.display(),
+            mapped_in.display(),
             args.user
         )
         .into());
@@ -48,6 +55,7 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         }
         let verify_args = verify_account::EnrollArgs {
             user: &args.user,
+            file: &file,
             phone: args.phone.as_deref(),
             png: args.png.as_deref(),
             json: args.json,
@@ -66,7 +74,9 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         .map_err(|e| format!("{}: users/new: {}", config.api.url, api_problem(&e)))?;
     let recorded = match &lock {
         None => confedit::user_line(&args.user, Some(authy_id.get()), None).map(Some),
-        Some(lock) => lock.edit(|doc| confedit::add_user(doc, &args.user, authy_id.get())).map(|()| None),
+        Some(lock) => {
+            lock.edit_users_file(&file, |doc| confedit::add_user(doc, &args.user, authy_id.get())).map(|()| None)
+        }
     };
     let line = match recorded {
         Ok(line) => line,
@@ -76,14 +86,14 @@ pub fn enroll(path: &Path, args: &EnrollArgs) -> Outcome {
         let mut report = json!({"ok": true, "user": args.user, "authy_id": authy_id.get()});
         match &line {
             Some(line) => report["line"] = Value::from(line.as_str()),
-            None => report["config"] = Value::from(path.display().to_string()),
+            None => report["config"] = Value::from(file.display().to_string()),
         }
         support::print_json(&report);
     } else if let Some(line) = line {
         println!("enrolled {}: Authy ID {authy_id}; add this line to [users]:", args.user);
         println!("{line}");
     } else {
-        println!("enrolled {}: Authy ID {authy_id}, added to [users] of {}", args.user, path.display());
+        println!("enrolled {}: Authy ID {authy_id}, added to [users] of {}", args.user, file.display());
     }
     Ok(())
 }
@@ -129,8 +139,9 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
     support::check_user_name(user)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
+    let file = support::mapping_file(&config, user)?;
     if config.api.backend == Backend::Verify {
-        return verify_account::status(&config, user, entry, json);
+        return verify_account::status(&config, &file, user, entry, json);
     }
     let authy_id = support::authy_id(&config, user, entry)?;
     let client = support::client(&config)?;
@@ -144,6 +155,7 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
             "user": user,
             "authy_id": authy_id.get(),
             "offline_secret": offline,
+            "config": file.display().to_string(),
         });
         if let (Some(out), Some(fields)) = (out.as_object_mut(), status.as_object()) {
             out.extend(fields.clone());
@@ -151,6 +163,7 @@ pub fn status(path: &Path, user: &str, json: bool) -> Outcome {
         support::print_json(&out);
     } else {
         print_status(user, authy_id, &status, offline);
+        println!("  mapped in      : {}", file.display());
     }
     Ok(())
 }
@@ -211,9 +224,9 @@ pub fn remove(path: &Path, user: &str, keep_remote: bool, json: bool) -> Outcome
     let lock = confedit::ConfigLock::acquire(path)?;
     let config = support::load(path)?;
     let entry = support::mapped(&config, user)?;
-    support::mapped_in_main_file(path, user)?;
+    let file = support::mapping_file(&config, user)?;
     if config.api.backend == Backend::Verify {
-        return verify_account::remove(&config, &lock, user, entry, keep_remote, json);
+        return verify_account::remove(&config, &lock, &file, user, entry, keep_remote, json);
     }
     let authy_id = support::authy_id(&config, user, entry)?;
     let removed = if keep_remote {
@@ -238,7 +251,7 @@ pub fn remove(path: &Path, user: &str, keep_remote: bool, json: bool) -> Outcome
             .into());
         }
     };
-    lock.edit(|doc| confedit::remove_user(doc, user))
+    lock.edit_users_file(&file, |doc| confedit::remove_user(doc, user))
         .map_err(|e| format!("Authy ID {authy_id} is {api_note} but {user} is still in [users]: {e}"))?;
     if config.auth.unmapped_users == UnmappedPolicy::Ignore {
         support::warn(&format!("unmapped_users = \"ignore\": {user} now logs in without a second factor"));
@@ -249,10 +262,10 @@ pub fn remove(path: &Path, user: &str, keep_remote: bool, json: bool) -> Outcome
             "user": user,
             "authy_id": authy_id.get(),
             "api": api_field,
-            "config": path.display().to_string(),
+            "config": file.display().to_string(),
         }));
     } else {
-        println!("removed {user}: Authy ID {authy_id} {api_note}, {user} removed from [users] of {}", path.display());
+        println!("removed {user}: Authy ID {authy_id} {api_note}, {user} removed from [users] of {}", file.display());
     }
     Ok(())
 }

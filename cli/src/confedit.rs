@@ -1,5 +1,5 @@
-//! Changes to the config file that keep its comments and layout, and that can never leave a
-//! file the module would reject.
+//! Changes to the config file and its `users.d` drop-ins that keep comments and layout, and
+//! that can never leave a file the module would reject.
 //!
 //! An edit is refused unless the file passes the module's own checks (`Config::load`). The
 //! text is edited with toml_edit, re-validated with `Config::parse`, written to a temporary
@@ -7,16 +7,18 @@
 //! original owner and mode), fsynced, validated once more with `Config::load` (so the mode
 //! check sees the exact bytes and mode), and renamed over the original; then the directory
 //! is fsynced. The module therefore reads either the old file or the new one, never a mix.
+//! A drop-in goes the same way, checked with the module's drop-in rules; a new one is created
+//! 0600 and renamed into place only if no file of that name appeared meanwhile.
 //! Concurrent `pam-authy` commands are serialised with a lock on the directory, which a
 //! command takes (waiting at most `LOCK_WAIT`) before anything else, so that an API call and
 //! the edit that records it happen under one lock; an edit by anyone else between our read
 //! and our rename aborts ours.
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
-use pam_authy::config::{Config, ConfigError};
+use pam_authy::config::{Config, ConfigError, USERS_DIR, read_drop_in, users_dir};
 use pam_authy::secure_fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -42,7 +44,7 @@ pub struct ConfigLock {
     dir_path: PathBuf,
     name: PathBuf,
     dir: OwnedFd,
-    lock: Flock<std::fs::File>,
+    _lock: Flock<std::fs::File>,
 }
 
 impl ConfigLock {
@@ -74,31 +76,99 @@ impl ConfigLock {
             dir_path: dir_path.to_path_buf(),
             name: name.to_path_buf(),
             dir,
-            lock,
+            _lock: lock,
         })
     }
 
     /// Applies `change` to the config and replaces the file atomically (see [`edit`]).
     pub fn edit<T>(&self, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
-        let (path, dir_path, name, dir) =
-            (self.path.as_path(), self.dir_path.as_path(), self.name.as_path(), &self.dir);
-        Config::load(path).map_err(|e| format!("{e} (not editing a file the module rejects)"))?;
-        edit_locked(path, dir_path, name, dir, &self.lock, change)
+        self.edit_users_file(&self.path, change)
+    }
+
+    /// Applies `change` to `file`, which is the main config or one of its `users.d` drop-ins
+    /// (created root-owned 0600 when missing, with the directory), and replaces it atomically.
+    /// A drop-in is checked with the module's own drop-in rules before it takes the real
+    /// file's place; the whole config must load before anything is touched.
+    pub fn edit_users_file<T>(
+        &self,
+        file: &Path,
+        change: impl FnOnce(&mut DocumentMut) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let path = self.path.as_path();
+        let config = Config::load(path).map_err(|e| format!("{e} (not editing a file the module rejects)"))?;
+        if file == path {
+            let target = Target { path, dir_path: &self.dir_path, name: &self.name, dir: &self.dir, create: false };
+            let check_text = |text: &str| Config::parse(path, text).map(drop).map_err(|e| e.to_string());
+            let check_file = |temp: &Path| Config::load(temp).map(drop).map_err(|e| rename_error(e, temp, path));
+            return edit_locked(&target, &check_text, &check_file, change);
+        }
+        let users_dir = users_dir(path);
+        let (dir_path, name) = secure_fs::split_file_path(file).map_err(|e| e.to_string())?;
+        if dir_path != users_dir {
+            return Err(format!("{}: not a drop-in of {}", file.display(), path.display()));
+        }
+        let dir = open_users_dir(&self.dir, &users_dir)?;
+        let target = Target { path: file, dir_path, name, dir: &dir, create: true };
+        let backend = config.api.backend;
+        let check_file = |temp: &Path| read_drop_in(temp, backend).map(drop).map_err(|e| rename_error(e, temp, file));
+        edit_locked(&target, &|_| Ok(()), &check_file, change)
     }
 }
 
+/// `users.d` beside the main config, made (0755, as the packages make it) when missing.
+fn open_users_dir(config_dir: &OwnedFd, users_dir: &Path) -> Result<OwnedFd, String> {
+    match nix::sys::stat::mkdirat(config_dir.as_fd(), USERS_DIR, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(format!("{}: mkdir: {}", users_dir.display(), e.desc())),
+    }
+    secure_fs::open_dir(users_dir).map_err(|e| e.to_string())
+}
+
+/// The `users.d` drop-in called NAME (or NAME.toml) beside the config at `config`: a plain
+/// file name the module reads, so letters, digits, `.`, `_`, `-`, not starting with a dot.
+pub fn drop_in_path(config: &Path, name: &str) -> Result<PathBuf, String> {
+    let stem = name.strip_suffix(".toml").unwrap_or(name);
+    let fine = !stem.is_empty()
+        && stem.len() <= MAX_DROP_IN_NAME
+        && !stem.starts_with('.')
+        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !fine {
+        return Err(format!(
+            "--drop-in {:?}: a file name in users.d: letters, digits, '.', '_' and '-', not starting with '.', at most {MAX_DROP_IN_NAME} characters",
+            pam_authy::sanitize::display_text(name, 80)
+        ));
+    }
+    Ok(users_dir(config).join(format!("{stem}.toml")))
+}
+
+const MAX_DROP_IN_NAME: usize = 64;
+
+/// The file an edit replaces: `name` in the checked directory `dir`. Only a drop-in may be
+/// created.
+struct Target<'a> {
+    path: &'a Path,
+    dir_path: &'a Path,
+    name: &'a Path,
+    dir: &'a OwnedFd,
+    create: bool,
+}
+
 fn edit_locked<T>(
-    path: &Path,
-    dir_path: &Path,
-    name: &Path,
-    dir: &OwnedFd,
-    lock: &Flock<std::fs::File>,
+    target: &Target<'_>,
+    check_text: &dyn Fn(&str) -> Result<(), String>,
+    check_file: &dyn Fn(&Path) -> Result<(), String>,
     change: impl FnOnce(&mut DocumentMut) -> Result<T, String>,
 ) -> Result<T, String> {
-    let file = secure_fs::open_file_in(dir, name, path, OFlag::O_RDONLY).map_err(|e| e.to_string())?;
-    let original = fstat(file.as_fd()).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
-    let text = read_text(file, path)?;
-    Config::parse(path, &text).map_err(|e| e.to_string())?;
+    let Target { path, dir_path, name, dir, create } = *target;
+    let (original, text) = match secure_fs::open_file_in(dir, name, path, OFlag::O_RDONLY) {
+        Ok(file) => {
+            let stat = fstat(file.as_fd()).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
+            (Some(stat), read_text(file, path)?)
+        }
+        Err(e) if create && e.is_not_found() => (None, Zeroizing::new(String::new())),
+        Err(e) => return Err(e.to_string()),
+    };
+    check_text(&text)?;
     let mut document: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         // The parser's message may quote the line, and the line may hold a secret.
         let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
@@ -108,19 +178,27 @@ fn edit_locked<T>(
     let result = change(&mut document)?;
 
     let new_text = Zeroizing::new(document.to_string());
-    Config::parse(path, &new_text).map_err(|e| format!("{e} (the edited config would be invalid; nothing written)"))?;
+    check_text(&new_text).map_err(|e| format!("{e} (the edited config would be invalid; nothing written)"))?;
     let temp = TempFile::create(dir, dir_path, name)?;
-    temp.write(&new_text, &original)?;
-    Config::load(&temp.path).map_err(|e| {
-        format!("{} (the edited config would be rejected; nothing written)", rename_error(e, &temp.path, path))
-    })?;
-    let now = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
-    if !same_version(&original, &now) {
-        return Err(format!("{}: changed by someone else while editing; nothing written, try again", path.display()));
+    temp.write(&new_text, original.as_ref())?;
+    check_file(&temp.path).map_err(|e| format!("{e} (the edited config would be rejected; nothing written)"))?;
+    match &original {
+        Some(original) => {
+            let now = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
+            if !same_version(original, &now) {
+                return Err(format!(
+                    "{}: changed by someone else while editing; nothing written, try again",
+                    path.display()
+                ));
+            }
+            temp.commit(dir, name, path, RenameFlags::empty())?;
+        }
+        None => temp.commit(dir, name, path, RenameFlags::RENAME_NOREPLACE)?,
     }
-    temp.commit(dir, name, path)?;
-    fsync(lock.as_fd()).map_err(|e| format!("{}: fsync: {}", dir_path.display(), e.desc()))?;
+    let listing = openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| format!("{}: {}", dir_path.display(), e.desc()))?;
+    fsync(listing.as_fd()).map_err(|e| format!("{}: fsync: {}", dir_path.display(), e.desc()))?;
     Ok(result)
 }
 
@@ -187,22 +265,30 @@ impl<'d> TempFile<'d> {
         Ok(TempFile { dir, path: dir_path.join(&temp_name), name: temp_name, fd: Some(fd), committed: false })
     }
 
-    /// Gives the file the original's owner and mode, writes the text and syncs it.
-    fn write(&self, text: &str, original: &FileStat) -> Result<(), String> {
+    /// Gives the file the original's owner and mode (a new file stays ours, 0600), writes the
+    /// text and syncs it.
+    fn write(&self, text: &str, original: Option<&FileStat>) -> Result<(), String> {
         let fd = self.fd.as_ref().ok_or_else(|| "temporary file already closed".to_owned())?;
         let fail = |what: &str, e: Errno| format!("{}: {what}: {}", self.path.display(), e.desc());
-        fchown(fd.as_fd(), Some(Uid::from_raw(original.st_uid)), Some(Gid::from_raw(original.st_gid)))
-            .map_err(|e| fail("fchown", e))?;
-        fchmod(fd.as_fd(), Mode::from_bits_truncate(original.st_mode & 0o7777)).map_err(|e| fail("fchmod", e))?;
+        if let Some(original) = original {
+            fchown(fd.as_fd(), Some(Uid::from_raw(original.st_uid)), Some(Gid::from_raw(original.st_gid)))
+                .map_err(|e| fail("fchown", e))?;
+        }
+        let mode = original.map_or(0o600, |o| o.st_mode & 0o7777);
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(|e| fail("fchmod", e))?;
         let mut file = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
         file.write_all(text.as_bytes()).map_err(|e| format!("{}: write: {e}", self.path.display()))?;
         file.sync_all().map_err(|e| format!("{}: fsync: {e}", self.path.display()))
     }
 
-    fn commit(mut self, dir: &OwnedFd, name: &Path, path: &Path) -> Result<(), String> {
+    fn commit(mut self, dir: &OwnedFd, name: &Path, path: &Path, flags: RenameFlags) -> Result<(), String> {
         self.fd = None;
-        renameat(dir.as_fd(), self.name.as_str(), dir.as_fd(), name)
-            .map_err(|e| format!("{}: rename: {}", path.display(), e.desc()))?;
+        renameat2(dir.as_fd(), self.name.as_str(), dir.as_fd(), name, flags).map_err(|e| match e {
+            Errno::EEXIST => {
+                format!("{}: created by someone else while editing; nothing written, try again", path.display())
+            }
+            e => format!("{}: rename: {}", path.display(), e.desc()),
+        })?;
         self.committed = true;
         Ok(())
     }

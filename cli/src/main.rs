@@ -81,9 +81,9 @@ enum Command {
     /// name) and a TOTP factor, shows its otpauth URI as a QR code, asks for the first code
     /// from the user's app (up to 3 tries, from the terminal or stdin), and maps the user only
     /// once the factor is verified; an abandoned enrolment (end of input, ^C, 3 wrong codes)
-    /// deletes the factor again and maps nothing. The config keeps its comments and layout;
-    /// it is replaced atomically with the same owner and mode, and only if the result passes
-    /// the module's checks.
+    /// deletes the factor again and maps nothing. The config (or the --drop-in file) keeps
+    /// its comments and layout; it is replaced atomically with the same owner and mode, and
+    /// only if the result passes the module's checks.
     Enroll {
         /// The Unix account to protect.
         user: String,
@@ -103,15 +103,20 @@ enum Command {
         png: Option<PathBuf>,
         /// Print the [users] line instead of editing the config (the enrolment itself still
         /// happens at the API).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "drop_in")]
         print: bool,
+        /// Write the mapping into the drop-in users.d/NAME.toml beside the config (created
+        /// root-owned, mode 0600, when missing) instead of the main file.
+        #[arg(long = "drop-in", value_name = "NAME")]
+        drop_in: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Show what the API knows about USER.
     ///
     /// Authy: users/{id}/status (registered, confirmed, devices). Verify: each factor's
-    /// status (verified or not) and friendly name; the phone is shown masked.
+    /// status (verified or not) and friendly name; the phone is shown masked. Both name the
+    /// file that maps USER (the config or a users.d drop-in).
     Status {
         /// A Unix account mapped in [users].
         user: String,
@@ -120,7 +125,8 @@ enum Command {
     },
     /// Remove USER at the API and from [users] in the config.
     ///
-    /// Authy: users/{id}/remove. Verify: deletes the user's factors and entity. If the API
+    /// Authy: users/{id}/remove. Verify: deletes the user's factors and entity. The line goes
+    /// from the file that holds it, the config or a users.d drop-in. If the API
     /// no longer knows them (404), the stale mapping is removed with a warning. With
     /// unmapped_users = "ignore", a removed user logs in without a second factor.
     Remove {
@@ -139,7 +145,8 @@ enum Command {
     /// would do for each chosen user. With --apply it enrols each chosen user at Verify (a QR
     /// code to scan and the first code, as `enroll` does, or the user's exported Authy TOTP
     /// seed from --secrets-from as the factor's secret, verified without asking), writes
-    /// verify_identity and totp_factor next to the user's authy_id, and switches [api]
+    /// verify_identity and totp_factor next to the user's authy_id (in the config or the
+    /// users.d drop-in that maps the user), and switches [api]
     /// backend to "verify" only once every user of the config has a verified Verify factor.
     /// Logins keep using Authy until then; the Authy IDs and key stay for a rollback. Prints
     /// per user: migrated, skipped (why), failed (why); exits 1 if any failed.
@@ -308,9 +315,9 @@ fn run(config: Option<&Path>, command: Command) -> support::Outcome {
         Command::Check { strict_ca, no_api, json } => {
             check::run(&path()?, &check::CheckArgs { json: json.json, strict_ca, no_api })
         }
-        Command::Enroll { user, email, phone, country_code, png, print, json } => account::enroll(
+        Command::Enroll { user, email, phone, country_code, png, print, drop_in, json } => account::enroll(
             &path()?,
-            &account::EnrollArgs { user, email, phone, country_code, png, print, json: json.json },
+            &account::EnrollArgs { user, email, phone, country_code, png, print, drop_in, json: json.json },
         ),
         Command::Status { user, json } => account::status(&path()?, &user, json.json),
         Command::Remove { user, keep_remote, json } => account::remove(&path()?, &user, keep_remote, json.json),

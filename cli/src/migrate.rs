@@ -118,7 +118,7 @@ pub fn run(path: &Path, args: &MigrateArgs) -> Outcome {
     if config.api.backend == Backend::Verify {
         return Err(format!("{}: [api] backend is already \"verify\"", path.display()).into());
     }
-    let main_users = support::main_file_users(path)?;
+    let files = support::mapping_files(&config)?;
     let chosen: Vec<String> = match &args.user {
         Some(user) => vec![support::mapped(&config, user).map(|_| user.clone())?],
         None => config.users.keys().cloned().collect(),
@@ -136,17 +136,14 @@ pub fn run(path: &Path, args: &MigrateArgs) -> Outcome {
     for user in &chosen {
         let entry = support::mapped(&config, user)?;
         let seed = seeds.as_ref().and_then(|s| s.get(user));
+        let file = files.get(user).ok_or_else(|| format!("{user}: the file that maps it was not found"))?;
         let fate = if entry.verify.is_some() {
             Fate::Skipped("already has a Verify mapping".to_owned())
-        } else if !main_users.contains(user) {
-            Fate::Skipped(
-                "defined in a users.d drop-in: add its Verify keys there by hand (pam-authy enroll --print)".into(),
-            )
         } else if seeds.is_some() && seed.is_none() {
             Fate::Failed("no seed for this user in --secrets-from".to_owned())
         } else if let (Some(guard), Some(lock)) = (&guard, &lock) {
             let how = Enrolment { user, png: None, to_stderr: args.json, seed };
-            migrate_one(guard, lock, &client, verify, &how, &mut input)
+            migrate_one(guard, (lock, file), &client, verify, &how, &mut input)
         } else if seed.is_some() {
             Fate::WouldMigrate("the exported seed becomes the factor's secret")
         } else {
@@ -165,9 +162,11 @@ pub fn run(path: &Path, args: &MigrateArgs) -> Outcome {
     Ok(())
 }
 
+/// Enrols one user and writes the Verify keys into `file`, the one that maps the user (the
+/// main config or a drop-in), under `lock`.
 fn migrate_one(
     guard: &Guard,
-    lock: &ConfigLock,
+    (lock, file): (&ConfigLock, &Path),
     client: &Arc<VerifyClient>,
     verify: &pam_authy::config::VerifyConfig,
     how: &Enrolment<'_>,
@@ -193,8 +192,8 @@ fn migrate_one(
         Err(why) => return Fate::Failed(why),
     };
     let (identity, factor) = (enrolled.identity.as_str(), enrolled.factor.as_str());
-    match lock.edit(|doc| confedit::add_verify_keys(doc, how.user, identity, factor)) {
-        Ok(()) => Fate::Migrated(format!("factor {factor} verified")),
+    match lock.edit_users_file(file, |doc| confedit::add_verify_keys(doc, how.user, identity, factor)) {
+        Ok(()) => Fate::Migrated(format!("factor {factor} verified, written to {}", file.display())),
         Err(why) => {
             let undone = enrolled.undo.map(|undo| undo()).unwrap_or_default();
             Fate::Failed(format!("the mapping was not saved: {why}; {undone}"))

@@ -3,8 +3,9 @@
 //! and failures are printed. Nothing here prints a secret.
 
 use pam_authy::authy::AuthyClient;
-use pam_authy::config::{AuthyId, Backend, Config, DEFAULT_CONFIG_PATH, UserEntry, valid_account_name};
+use pam_authy::config::{AuthyId, Backend, Config, DEFAULT_CONFIG_PATH, UserEntry, read_drop_in, valid_account_name};
 use pam_authy::sanitize::display_text;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Why a subcommand did not succeed.
@@ -65,9 +66,8 @@ pub fn mapped<'c>(config: &'c Config, user: &str) -> Result<&'c UserEntry, Strin
     })
 }
 
-/// The users the main config file maps itself, not its `users.d` drop-ins: the only
-/// entries `pam-authy` edits.
-pub fn main_file_users(path: &Path) -> Result<Vec<String>, String> {
+/// The users the main config file maps itself, not its `users.d` drop-ins.
+fn main_file_users(path: &Path) -> Result<Vec<String>, String> {
     const MAX_CONFIG_BYTES: u64 = 1 << 20;
     let read = pam_authy::secure_fs::read_file(path, MAX_CONFIG_BYTES).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&read.bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
@@ -75,16 +75,23 @@ pub fn main_file_users(path: &Path) -> Result<Vec<String>, String> {
     Ok(config.users.into_keys().collect())
 }
 
-/// Refuses to touch a user whose line is in a drop-in: removing the remote side while the
-/// line stays would report a removal that did not happen.
-pub fn mapped_in_main_file(path: &Path, user: &str) -> Result<(), String> {
-    if main_file_users(path)?.iter().any(|name| name == user) {
-        return Ok(());
+/// The file whose `[users]` holds `user`'s line: the main config or one of its drop-ins,
+/// each read with the module's checks.
+pub fn mapping_file(config: &Config, user: &str) -> Result<PathBuf, String> {
+    mapping_files(config)?
+        .remove(user)
+        .ok_or_else(|| format!("{user} is not in [users] of {} or its users.d", config.path.display()))
+}
+
+/// Every mapped user with the file that holds its line.
+pub fn mapping_files(config: &Config) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut files: BTreeMap<String, PathBuf> =
+        main_file_users(&config.path)?.into_iter().map(|user| (user, config.path.clone())).collect();
+    for drop_in in &config.drop_ins {
+        let users = read_drop_in(drop_in, config.api.backend).map_err(|e| e.to_string())?;
+        files.extend(users.into_keys().map(|user| (user, drop_in.clone())));
     }
-    Err(format!(
-        "{user} is mapped in a users.d drop-in, which pam-authy does not edit: delete the line there \
-         (and the user at the API with its console); nothing was changed"
-    ))
+    Ok(files)
 }
 
 /// The module's own client, built from the config exactly as the module builds it.

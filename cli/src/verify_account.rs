@@ -31,6 +31,8 @@ const TERMINAL_BORDER: i32 = 2;
 
 pub struct EnrollArgs<'a> {
     pub user: &'a str,
+    /// The file the mapping goes into: the config or one of its drop-ins.
+    pub file: &'a Path,
     pub phone: Option<&'a str>,
     pub png: Option<&'a Path>,
     pub json: bool,
@@ -235,7 +237,9 @@ pub fn enroll(config: &Config, lock: Option<ConfigLock>, args: &EnrollArgs<'_>) 
     };
     let recorded = match &lock {
         None => confedit::user_line(args.user, None, Some(&entry)).map(Some),
-        Some(lock) => lock.edit(|doc| confedit::add_verify_user(doc, args.user, &entry)).map(|()| None),
+        Some(lock) => {
+            lock.edit_users_file(args.file, |doc| confedit::add_verify_user(doc, args.user, &entry)).map(|()| None)
+        }
     };
     let line = match recorded {
         Ok(line) => line,
@@ -254,7 +258,7 @@ pub fn enroll(config: &Config, lock: Option<ConfigLock>, args: &EnrollArgs<'_>) 
     });
     match &line {
         Some(line) => report["line"] = Value::from(line.as_str()),
-        None => report["config"] = Value::from(config.path.display().to_string()),
+        None => report["config"] = Value::from(args.file.display().to_string()),
     }
     if args.json {
         support::print_json(&report);
@@ -266,7 +270,7 @@ pub fn enroll(config: &Config, lock: Option<ConfigLock>, args: &EnrollArgs<'_>) 
             "enrolled {}: factor {} verified, added to [users] of {}",
             args.user,
             enrolled.factor,
-            config.path.display()
+            args.file.display()
         );
     }
     Ok(())
@@ -294,7 +298,7 @@ fn factor_json(result: &Result<FactorDetails, ApiError>) -> Value {
     }
 }
 
-pub fn status(config: &Config, user: &str, entry: &UserEntry, json: bool) -> Outcome {
+pub fn status(config: &Config, file: &Path, user: &str, entry: &UserEntry, json: bool) -> Outcome {
     let mapping = verify_user(config, user, entry)?;
     let (client, verify) = client(config)?;
     let fetch = |sid: &FactorSid| {
@@ -321,6 +325,7 @@ pub fn status(config: &Config, user: &str, entry: &UserEntry, json: bool) -> Out
             "push_factor": push.as_ref().map(|(_, r)| factor_json(r)),
             "phone": phone,
             "offline_secret": offline,
+            "config": file.display().to_string(),
         }));
         return Ok(());
     }
@@ -341,6 +346,7 @@ pub fn status(config: &Config, user: &str, entry: &UserEntry, json: bool) -> Out
     }
     println!("  phone          : {}", phone.as_deref().unwrap_or("none"));
     println!("  offline secret : {}", if offline { "set" } else { "none" });
+    println!("  mapped in      : {}", file.display());
     Ok(())
 }
 
@@ -351,6 +357,7 @@ fn verify_user<'e>(config: &Config, user: &str, entry: &'e UserEntry) -> Result<
 pub fn remove(
     config: &Config,
     lock: &ConfigLock,
+    file: &Path,
     user: &str,
     entry: &UserEntry,
     keep_remote: bool,
@@ -389,7 +396,7 @@ pub fn remove(
             ));
         }
     }
-    lock.edit(|doc| confedit::remove_user(doc, user)).map_err(|e| {
+    lock.edit_users_file(file, |doc| confedit::remove_user(doc, user)).map_err(|e| {
         let remote = if keep_remote { "" } else { "its factors were deleted at Verify but " };
         format!("{remote}{user} is still in [users]: {e}")
     })?;
@@ -403,15 +410,15 @@ pub fn remove(
             "backend": "verify",
             "verify_identity": mapping.identity.as_str(),
             "api": if keep_remote { Value::from("kept") } else { Value::from(removed) },
-            "config": config.path.display().to_string(),
+            "config": file.display().to_string(),
         }));
     } else if keep_remote {
-        println!("removed {user} from [users] of {}; its factors at Verify were kept", config.path.display());
+        println!("removed {user} from [users] of {}; its factors at Verify were kept", file.display());
     } else {
         println!(
             "removed {user}: {} factor(s) deleted at Verify, {user} removed from [users] of {}",
             removed.len(),
-            config.path.display()
+            file.display()
         );
     }
     Ok(())

@@ -403,3 +403,34 @@ fn print_and_keep_remote_work_for_authy_too() {
     assert!(paths(&sandbox).is_empty(), "{:?}", paths(&sandbox));
     assert!(!dir.config_text().contains("alice"));
 }
+
+#[test]
+fn enroll_drop_in_writes_the_authy_mapping_there_and_status_and_remove_find_it() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = config_for(&dir, &sandbox, COMMENTED);
+    dir.write_config(&original);
+    let run = dir.cli(
+        "enroll",
+        &["bob", "--email", "bob@example.org", "--phone", PHONE, "--country-code", "1", "--drop-in", "50-dev"],
+    );
+    assert!(run.ok(), "{}", run.all());
+    let id = sandbox.add_user("bob@example.org", PHONE, 1);
+    let drop_in = dir.path().join("users.d/50-dev.toml");
+    assert_eq!(run.stdout, format!("enrolled bob: Authy ID {id}, added to [users] of {}\n", drop_in.display()));
+    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), format!("[users]\nbob = {id}\n"));
+    assert_eq!(mode_of(&drop_in), 0o600);
+    assert_eq!(dir.config_text(), original);
+    let config = Config::load(&dir.config_path()).expect("the module accepts the result");
+    assert_eq!(config.user("bob").and_then(|u| u.authy_id).map(|id| id.get()), Some(id));
+
+    let status = dir.cli("status", &["bob", "--json"]);
+    assert!(status.ok(), "{}", status.all());
+    assert_eq!(status.json()["config"], drop_in.display().to_string());
+
+    let removed = dir.cli("remove", &["bob"]);
+    assert!(removed.ok(), "{}", removed.all());
+    assert!(removed.stdout.contains(&drop_in.display().to_string()), "{}", removed.stdout);
+    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), "[users]\n");
+    assert_eq!(dir.config_text(), original);
+}

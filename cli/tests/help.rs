@@ -9,7 +9,7 @@ const GLOBAL: &[&str] = &["--config", "--help"];
 
 const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("check", &["--strict-ca", "--no-api", "--json"]),
-    ("enroll", &["--email", "--phone", "--country-code", "--png", "--print", "--json"]),
+    ("enroll", &["--email", "--phone", "--country-code", "--png", "--print", "--drop-in", "--json"]),
     ("status", &["--json"]),
     ("remove", &["--keep-remote", "--json"]),
     ("migrate", &["--all", "--apply", "--secrets-from", "--json"]),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Interactive, TestDir, code_for_uri, config_for, paths, sandbox, set_mode};
+use common::{Interactive, TestDir, code_for_uri, config_for, mode_of, paths, sandbox, set_mode};
 use pam_authy::config::{Backend, Config};
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -116,4 +116,38 @@ fn a_failed_user_keeps_the_backend_and_says_why() {
     let config = Config::load(&dir.config_path()).expect("valid");
     assert_eq!(config.api.backend, Backend::Authy);
     assert_ne!(dir.config_text(), original);
+}
+
+#[test]
+fn a_user_in_a_drop_in_is_migrated_in_that_drop_in() {
+    let sandbox = sandbox();
+    let dir = TestDir::new();
+    let original = authy_config_with_verify(&dir, &sandbox);
+    let users_d = dir.path().join("users.d");
+    std::fs::create_dir(&users_d).expect("mkdir users.d");
+    set_mode(&users_d, 0o755);
+    let drop_in = dir.write("users.d/50-ops.toml", "# the ops team\n[users]\ncarol = 1003 # pager\n", 0o600);
+    let seeds = seeds(&dir, &format!("alice = \"{SEED}\"\nbob = \"{SEED}\"\ncarol = \"{SEED}\"\n"), 0o600);
+
+    let dry = dir.cli("migrate", &["carol", "--json"]);
+    assert_eq!(dry.json()["users"][0]["result"], "would_migrate", "{}", dry.all());
+
+    let run = dir.cli("migrate", &["carol", "--apply", "--secrets-from", &seeds, "--json"]);
+    assert!(run.ok(), "{}", run.all());
+    let report = run.json();
+    assert_eq!(report["users"][0]["result"], "migrated", "{report}");
+    assert!(report["users"][0]["reason"].as_str().unwrap_or("").contains("50-ops.toml"), "{report}");
+    assert_eq!(report["backend"], "authy");
+    assert_eq!(dir.config_text(), original, "carol's keys go where carol is mapped");
+    let text = std::fs::read_to_string(&drop_in).expect("drop-in");
+    assert!(text.starts_with("# the ops team\n[users]\ncarol = { authy_id = 1003, verify_identity = "), "{text}");
+    assert!(text.ends_with(" } # pager\n"), "{text}");
+    assert_eq!(mode_of(&drop_in), 0o600);
+
+    let run = dir.cli("migrate", &["--all", "--apply", "--secrets-from", &seeds, "--json"]);
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.json()["switched"], true, "{}", run.all());
+    let done = Config::load(&dir.config_path()).expect("valid");
+    assert_eq!(done.api.backend, Backend::Verify);
+    assert!(done.users.values().all(|u| u.verify.is_some()));
 }

@@ -1,11 +1,11 @@
 //! `enroll`, `status` and `remove` with backend = "verify" against the sandbox: the factor is
 //! verified before the mapping is written, every abandoned enrolment deletes it again, and
-//! `--print`, `--png`, `--phone` and `--keep-remote` do what the man page says.
+//! `--print`, `--png`, `--phone`, `--keep-remote` and `--drop-in` do what the man page says.
 
 mod common;
 
 use authy_sandbox::TotpFactorSpec;
-use common::{Interactive, TestDir, code_for_uri, mode_of, paths, sandbox, verify_config_for};
+use common::{Interactive, TestDir, code_for_uri, mode_of, owner_of, paths, sandbox, verify_config_for};
 use pam_authy::config::Config;
 
 const USERS: &str = "# who needs a second factor\n[users]\n";
@@ -59,6 +59,7 @@ fn enroll_maps_the_user_only_after_the_first_code_verifies_the_factor() {
     assert_eq!(report["totp_factor"]["sid"], factor.as_str());
     assert_eq!(report["totp_factor"]["status"], "verified");
     assert_eq!(report["phone"], "+1••••••••67");
+    assert_eq!(report["config"], dir.config_path().display().to_string(), "the file that maps bob");
     assert!(!status.stdout.contains("5551234567"));
     let text = dir.cli("status", &["bob"]);
     assert!(text.ok() && text.stdout.contains("verified"), "{}", text.all());
@@ -195,21 +196,97 @@ fn check_proves_the_service_and_warns_about_each_factor_that_cannot_log_in() {
 }
 
 #[test]
-fn a_user_mapped_in_a_drop_in_is_not_removed_behind_the_admins_back() {
+fn a_user_mapped_in_a_drop_in_is_removed_from_that_drop_in() {
     let (sandbox, dir, original) = setup();
     let service = sandbox.verify_account().service_sid;
     let factor = sandbox.verify_add_totp_factor(&service, "dddddddd-0001", &TotpFactorSpec::default()).expect("f").sid;
     let users_d = dir.path().join("users.d");
     std::fs::create_dir(&users_d).expect("mkdir users.d");
     common::set_mode(&users_d, 0o700);
-    let line = format!("[users]\nbob = {{ verify_identity = \"dddddddd-0001\", totp_factor = \"{factor}\" }}\n");
+    let carol = "carol = { verify_identity = \"dddddddd-0002\", totp_factor = \"YF00000000000000000000000000000000\" } # pager\n";
+    let line = format!(
+        "# the ops team\n[users]\nbob = {{ verify_identity = \"dddddddd-0001\", totp_factor = \"{factor}\" }}\n{carol}"
+    );
     let drop_in = dir.write("users.d/team.toml", &line, 0o600);
-    for args in [vec!["bob"], vec!["bob", "--keep-remote"]] {
-        let run = dir.cli("remove", &args);
-        assert_eq!(run.code, Some(1), "{args:?}: {}", run.all());
-        assert!(run.all().contains("users.d"), "{}", run.all());
+    let run = dir.cli("remove", &["bob", "--json"]);
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(run.json()["config"], drop_in.display().to_string());
+    assert_eq!(deleted_factors(&sandbox), 1);
+    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), format!("# the ops team\n[users]\n{carol}"));
+    assert_eq!(mode_of(&drop_in), 0o600);
+    assert_eq!(dir.config_text(), original);
+    let run = dir.cli("remove", &["carol", "--keep-remote"]);
+    assert!(run.ok(), "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), "# the ops team\n[users]\n");
+    assert!(Config::load(&dir.config_path()).expect("valid").users.is_empty());
+}
+
+#[test]
+fn enroll_drop_in_creates_a_private_drop_in_and_status_names_the_file() {
+    let (sandbox, dir, original) = setup();
+    let enrol = |user: &str, name: &str| {
+        let mut run = start(&dir, "enroll", &[user, "--drop-in", name, "--json"]);
+        let uri = run.uri().expect("an otpauth URI");
+        run.type_line(&code_for_uri(&sandbox, &uri));
+        run.finish()
+    };
+    let run = enrol("bob", "50-ops");
+    assert!(run.ok(), "{}", run.all());
+    let drop_in = dir.path().join("users.d/50-ops.toml");
+    assert_eq!(run.json()["config"], drop_in.display().to_string());
+    assert_eq!(dir.config_text(), original, "the main file is left alone");
+    assert_eq!(mode_of(&drop_in), 0o600);
+    assert_eq!(owner_of(&drop_in), (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()));
+    assert_eq!(mode_of(&dir.path().join("users.d")) & 0o022, 0, "users.d is writable by its owner only");
+    assert!(std::fs::read_to_string(&drop_in).expect("drop-in").starts_with("[users]\nbob = { verify_identity = "));
+    let config = Config::load(&dir.config_path()).expect("the module accepts the result");
+    assert_eq!(config.drop_ins, std::slice::from_ref(&drop_in));
+    assert!(config.user("bob").and_then(|u| u.verify.as_ref()).is_some());
+
+    let status = dir.cli("status", &["bob", "--json"]);
+    assert!(status.ok(), "{}", status.all());
+    assert_eq!(status.json()["config"], drop_in.display().to_string());
+    let text = dir.cli("status", &["bob"]);
+    assert!(text.stdout.contains(&format!("mapped in      : {}", drop_in.display())), "{}", text.all());
+
+    // The admin's comment stays; a name given with .toml is the same file.
+    let with_comment = format!("# ops: ask #oncall\n{}", std::fs::read_to_string(&drop_in).expect("drop-in"));
+    std::fs::write(&drop_in, &with_comment).expect("write");
+    let run = enrol("carol", "50-ops.toml");
+    assert!(run.ok(), "{}", run.all());
+    let text = std::fs::read_to_string(&drop_in).expect("drop-in");
+    assert!(text.starts_with(&with_comment) && text[with_comment.len()..].starts_with("carol = {"), "{text}");
+    assert_eq!(dir.config_text(), original);
+    assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
+    assert!(std::fs::read_dir(dir.path().join("users.d")).expect("ls").count() == 1, "no temporary file left");
+
+    sandbox.clear_requests();
+    let again = dir.cli("enroll", &["bob", "--drop-in", "60-dev"]);
+    assert_eq!(again.code, Some(1), "{}", again.all());
+    assert!(again.all().contains("users.d/50-ops.toml"), "names the file that maps bob: {}", again.all());
+    assert!(paths(&sandbox).is_empty(), "{:?}", paths(&sandbox));
+}
+
+#[test]
+fn a_bad_drop_in_name_or_a_drop_in_the_module_rejects_is_refused_before_any_request() {
+    let (sandbox, dir, original) = setup();
+    for name in ["../evil", ".hidden", "a/b", "", "ops team", "ops\n"] {
+        let run = dir.cli("enroll", &["bob", "--drop-in", name]);
+        assert_eq!(run.code, Some(1), "{name:?}: {}", run.all());
+        assert!(run.all().contains("--drop-in"), "{}", run.all());
     }
-    assert_eq!(deleted_factors(&sandbox), 0, "the factor stays while the line does");
-    assert_eq!(std::fs::read_to_string(&drop_in).expect("drop-in"), line);
+    let run = dir.cli("enroll", &["bob", "--drop-in", "ops", "--print"]);
+    assert_eq!(run.code, Some(2), "--print writes nothing: {}", run.all());
+    assert!(!dir.path().join("users.d").exists(), "nothing created");
+
+    let users_d = dir.path().join("users.d");
+    std::fs::create_dir(&users_d).expect("mkdir users.d");
+    common::set_mode(&users_d, 0o700);
+    dir.write("users.d/10-dev.toml", "[users]\n", 0o666);
+    let run = dir.cli("enroll", &["bob", "--drop-in", "20-ops"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.all().contains("10-dev.toml"), "{}", run.all());
+    assert!(!users_d.join("20-ops.toml").exists());
+    assert!(paths(&sandbox).is_empty(), "{:?}", paths(&sandbox));
     assert_eq!(dir.config_text(), original);
 }

@@ -35,7 +35,7 @@ pub use auth::{AuthConfig, DetailField, FailMode, Method, PushDetails, UnmappedP
 pub use error::ConfigError;
 pub use offline::OfflineConfig;
 pub use users::{AuthyId, UserEntry, VerifyUser, normalize_base32_secret, valid_account_name};
-pub use users_d::{MAX_DROP_INS, USERS_DIR, users_dir};
+pub use users_d::{MAX_DROP_INS, USERS_DIR, read_drop_in, users_dir};
 
 use crate::secure_fs;
 use schema::{RawConfig, toml_problem};

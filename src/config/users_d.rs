@@ -132,7 +132,9 @@ fn drop_in_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
     Ok(names)
 }
 
-fn read_drop_in(path: &Path, backend: Backend) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
+/// One drop-in read and checked as a login reads it (owner, mode, symlinks, syntax, the
+/// mode of a file holding offline secrets): its users. `pam-authy` checks its edits with it.
+pub fn read_drop_in(path: &Path, backend: Backend) -> Result<BTreeMap<String, UserEntry>, ConfigError> {
     let file = secure_fs::read_file(path, MAX_FILE_BYTES).map_err(ConfigError::file)?;
     let text = std::str::from_utf8(&file.bytes).map_err(|_| ConfigError::new(path, "is not valid UTF-8"))?;
     let users = parse_drop_in(path, text, backend)?;
