@@ -8,13 +8,12 @@
 
 use super::client::VerifyHttp;
 use super::form::Form;
-use super::response::error_from;
+use super::response::{error_from, factor_kind, names, success_object, text};
 use super::{FactorSid, FactorType, Identity, ServiceSid, paths};
-use crate::authy::response::{object, reject_duplicate_keys};
 use crate::backend::{ApiError, Token};
 use crate::sanitize;
 use crate::secret::Secret;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// "The entity already exists": creating it again is not a failure.
 pub const ENTITY_EXISTS: u32 = 60301;
@@ -60,22 +59,6 @@ fn factors(service: &ServiceSid, identity: &Identity) -> Vec<String> {
     path
 }
 
-fn success(status: u16, body: &[u8], documented: u16) -> Result<Map<String, Value>, ApiError> {
-    if status != documented {
-        return Err(error_from(status, body));
-    }
-    reject_duplicate_keys(body)?;
-    object(body)
-}
-
-fn text<'m>(map: &'m Map<String, Value>, key: &str) -> Result<&'m str, ApiError> {
-    map.get(key).and_then(Value::as_str).ok_or_else(|| ApiError::Protocol(format!("reply without a string {key}")))
-}
-
-fn names(map: &Map<String, Value>, key: &str, asked: &str) -> Result<(), ApiError> {
-    if text(map, key)? == asked { Ok(()) } else { Err(ApiError::Protocol(format!("reply about another {key}"))) }
-}
-
 /// `POST …/Entities` → 201; an existing entity (409/60301) is fine too.
 pub fn create_entity(http: &dyn VerifyHttp, service: &ServiceSid, identity: &Identity) -> Result<(), ApiError> {
     let form = Form::new().add("Identity", identity.as_str()).finish();
@@ -89,7 +72,7 @@ pub fn entity_created(status: u16, body: &[u8], service: &ServiceSid, identity: 
         _ if status == 201 => {}
         other => return Err(other),
     }
-    let map = success(status, body, 201)?;
+    let map = success_object(status, body, &[201])?;
     names(&map, "identity", identity.as_str())?;
     names(&map, "service_sid", service.as_str())
 }
@@ -124,7 +107,7 @@ pub fn totp_factor_created(
     service: &ServiceSid,
     identity: &Identity,
 ) -> Result<NewTotpFactor, ApiError> {
-    let map = success(status, body, 201)?;
+    let map = success_object(status, body, &[201])?;
     names(&map, "service_sid", service.as_str())?;
     names(&map, "identity", identity.as_str())?;
     names(&map, "factor_type", "totp")?;
@@ -176,20 +159,8 @@ pub fn factor_reply(
     identity: &Identity,
     sid: &FactorSid,
 ) -> Result<FactorDetails, ApiError> {
-    let map = success(status, body, 200)?;
-    names(&map, "sid", sid.as_str())?;
-    names(&map, "service_sid", service.as_str())?;
-    names(&map, "identity", identity.as_str())?;
-    let factor_type = match text(&map, "factor_type")? {
-        "totp" => FactorType::Totp,
-        "push" => FactorType::Push,
-        _ => return Err(ApiError::Protocol("unknown factor_type".into())),
-    };
-    let verified = match text(&map, "status")? {
-        "verified" => true,
-        "unverified" => false,
-        _ => return Err(ApiError::Protocol("unknown factor status".into())),
-    };
+    let map = success_object(status, body, &[200])?;
+    let (factor_type, verified) = factor_kind(&map, service, identity, sid)?;
     let friendly_name = match map.get("friendly_name") {
         Some(Value::String(name)) => sanitize::display_text(name, 64),
         _ => String::new(),

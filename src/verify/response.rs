@@ -75,7 +75,8 @@ pub fn error_from(status: u16, body: &[u8]) -> ApiError {
     }
 }
 
-fn success_object(status: u16, body: &[u8], documented: &[u16]) -> Result<Map<String, Value>, ApiError> {
+/// The body of a documented success: one JSON object without repeated keys.
+pub(super) fn success_object(status: u16, body: &[u8], documented: &[u16]) -> Result<Map<String, Value>, ApiError> {
     if !documented.contains(&status) {
         return Err(error_from(status, body));
     }
@@ -83,12 +84,12 @@ fn success_object(status: u16, body: &[u8], documented: &[u16]) -> Result<Map<St
     object(body)
 }
 
-fn text<'m>(map: &'m Map<String, Value>, key: &str) -> Result<&'m str, ApiError> {
+pub(super) fn text<'m>(map: &'m Map<String, Value>, key: &str) -> Result<&'m str, ApiError> {
     map.get(key).and_then(Value::as_str).ok_or_else(|| ApiError::Protocol(format!("reply without a string {key}")))
 }
 
 /// The reply's `key` must equal `asked`, byte for byte.
-fn names(map: &Map<String, Value>, key: &str, asked: &str) -> Result<(), ApiError> {
+pub(super) fn names(map: &Map<String, Value>, key: &str, asked: &str) -> Result<(), ApiError> {
     if text(map, key)? == asked { Ok(()) } else { Err(ApiError::Protocol(format!("reply about another {key}"))) }
 }
 
@@ -216,6 +217,30 @@ pub fn service_fetched(status: u16, body: &[u8], sid: &ServiceSid) -> Result<Ser
     })
 }
 
+/// What every factor reply must say: that it is about that factor of that entity, of a known
+/// type, verified or not. Its type and whether it is verified.
+pub(super) fn factor_kind(
+    map: &Map<String, Value>,
+    service: &ServiceSid,
+    identity: &Identity,
+    sid: &FactorSid,
+) -> Result<(FactorType, bool), ApiError> {
+    names(map, "sid", sid.as_str())?;
+    names(map, "service_sid", service.as_str())?;
+    names(map, "identity", identity.as_str())?;
+    let factor_type = match text(map, "factor_type")? {
+        "totp" => FactorType::Totp,
+        "push" => FactorType::Push,
+        _ => return Err(ApiError::Protocol("unknown factor_type".into())),
+    };
+    let verified = match text(map, "status")? {
+        "verified" => true,
+        "unverified" => false,
+        _ => return Err(ApiError::Protocol("unknown factor status".into())),
+    };
+    Ok((factor_type, verified))
+}
+
 /// `GET …/Entities/{identity}/Factors/{sid}` → 200, about that factor of that entity.
 pub fn factor_fetched(
     status: u16,
@@ -225,19 +250,7 @@ pub fn factor_fetched(
     sid: &FactorSid,
 ) -> Result<FactorInfo, ApiError> {
     let map = success_object(status, body, &[200])?;
-    names(&map, "sid", sid.as_str())?;
-    names(&map, "service_sid", service.as_str())?;
-    names(&map, "identity", identity.as_str())?;
-    let factor_type = match text(&map, "factor_type")? {
-        "totp" => FactorType::Totp,
-        "push" => FactorType::Push,
-        _ => return Err(ApiError::Protocol("unknown factor_type".into())),
-    };
-    let verified = match text(&map, "status")? {
-        "verified" => true,
-        "unverified" => false,
-        _ => return Err(ApiError::Protocol("unknown factor status".into())),
-    };
+    let (factor_type, verified) = factor_kind(&map, service, identity, sid)?;
     let config = match map.get("config") {
         None | Some(Value::Null) => None,
         Some(Value::Object(config)) => Some(config),
