@@ -4,7 +4,8 @@
 //! 1. Offline path (API unreachable, local TOTP, replay state written) against Debian's
 //!    pam_google_authenticator.so configured with TOTP_AUTH and DISALLOW_REUSE, success and
 //!    failure. 2. Online path (valid token over TLS against the sandbox) against one fresh
-//!    HTTPS GET of the same endpoint with the same TLS stack. 3. Push: approval -> return,
+//!    HTTPS GET of the same endpoint with the same TLS stack; the Verify backend's TOTP code
+//!    and SMS-then-check logins against the same requests made bare. 3. Push: approval -> return,
 //!    per poll interval. 4. Per process: each login in a fresh process (the harness crate's
 //!    small `pam-login` application), as sshd pays it, module load included: the offline path
 //!    against pam_google_authenticator.so, an unmapped user under `unmapped_users = "ignore"`
@@ -43,7 +44,7 @@ fn main() {
         "pam_authy benchmark ({} mode, {runs} runs per row, interleaved with its baseline)",
         if smoke { "smoke" } else { "full" }
     );
-    // `--only offline|online|push|portable|process` runs one part (while optimising); the report needs all.
+    // `--only offline|online|verify|push|portable|process` runs one part (while optimising); the report needs all.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
     let wanted = |part: &str| only.is_none_or(|o| o == part);
     // The offline rows load pam_google_authenticator.so into this process, after which every
@@ -51,6 +52,9 @@ fn main() {
     // they go last so that they cannot distort the online and push rows.
     if wanted("online") {
         table.extend(bench.online(runs));
+    }
+    if wanted("verify") {
+        table.extend(bench.verify(runs));
     }
     if wanted("push") {
         table.extend(bench.push(if smoke { 2 } else { 20 }));
@@ -101,7 +105,7 @@ struct Row {
     ours: Stats,
     baseline_name: String,
     baseline: Option<Stats>,
-    /// Per-process rows: the median of the ratios and of the differences of each (ours,
+    /// Per-process and Verify rows: the median of the ratios and of the differences of each (ours,
     /// baseline) pair, which holds when the machine's speed drifts during the run.
     pairwise: Option<Pairwise>,
     goal: String,
@@ -125,8 +129,8 @@ fn pairwise(ours: &[Duration], baseline: &[Duration]) -> Pairwise {
     }
 }
 
-/// The raw samples of one per-process row, which a child in its own mount namespace hands
-/// back as one line of text.
+/// The raw samples of one row compared pair by pair; a per-process row's child, in its own
+/// mount namespace, hands them back as one line of text.
 struct Samples {
     what: String,
     baseline_name: String,
@@ -270,11 +274,14 @@ impl Bench {
     }
 
     fn run(&self, service: &str, answers: Vec<String>) -> (Duration, i32) {
+        self.run_with(service, &mut answer(answers))
+    }
+
+    fn run_with(&self, service: &str, responder: &mut dyn FnMut(&Message) -> Reply) -> (Duration, i32) {
         let items = Items { rhost: Some("192.0.2.1".into()), tty: Some("ssh".into()), ruser: None };
-        let mut responder = answer(answers);
         let started = Instant::now();
         let result =
-            pam_harness::authenticate(Some(&self.confdir()), service, &user(), &items, &mut responder).expect("pam");
+            pam_harness::authenticate(Some(&self.confdir()), service, &user(), &items, responder).expect("pam");
         (started.elapsed(), result.code)
     }
 
@@ -461,6 +468,101 @@ impl Bench {
         }
         self.sandbox.set_clock(None);
         (stats(&mut ours), stats(&mut baseline))
+    }
+
+    /// The Verify backend's two online logins beside the bare requests they make, on
+    /// loopback and with the sandbox answering 20 ms late.
+    fn verify(&self, runs: usize) -> Vec<Row> {
+        let factors = common::VerifyFactors::new(&self.sandbox);
+        let extra =
+            format!("[auth]\nmax_tries = 1\n[offline]\nstate_dir = \"{}\"", self.dir.path().join("state").display());
+        let text = common::verify_config_for(&self.dir, &self.sandbox, &factors.all(), &extra);
+        let config = self.dir.write("verify.toml", &text, 0o600);
+        self.service("ours-verify", &format!("{} config={}", self.module.display(), config.display()));
+        let loaded = pam_authy::config::Config::load(&config).expect("config");
+        let verify = loaded.verify.clone().expect("[verify]");
+        let bare = BareVerify {
+            api: loaded.api,
+            service: verify.service_sid.clone(),
+            identity: pam_authy::verify::Identity::parse(common::VERIFY_IDENTITY).expect("identity"),
+            factor: pam_authy::verify::FactorSid::parse(&factors.totp).expect("factor"),
+            phone: pam_authy::verify::Phone::parse(common::VERIFY_PHONE).expect("phone"),
+            verify,
+        };
+        let mut rows = Vec::new();
+        for delay in [None, Some(Duration::from_millis(20))] {
+            self.sandbox.set_fault(FaultScope::Verify, delay.map(Fault::Slow));
+            let runs = if delay.is_some() { runs.min(100) } else { runs };
+            let place = match delay {
+                None => "the local sandbox".to_owned(),
+                Some(d) => format!("the sandbox answering {} ms late", d.as_millis()),
+            };
+            let (ours, baseline) = self.verify_pairs(runs, &factors.totp, &bare, false);
+            rows.push(
+                Samples {
+                    what: format!("Verify: a TOTP code over TLS against {place}"),
+                    baseline_name: "one fresh HTTPS POST of the same Challenge, same client and TLS stack".into(),
+                    goal: "ratio ≤ 1.3".into(),
+                    ours,
+                    baseline,
+                }
+                .row(),
+            );
+            let (ours, baseline) = self.verify_pairs(runs, &factors.totp, &bare, true);
+            rows.push(
+                Samples {
+                    what: format!("Verify: sms, then its code checked, against {place}"),
+                    baseline_name:
+                        "one fresh client making the same two HTTPS POSTs (Verifications, VerificationCheck)".into(),
+                    goal: "ratio ≤ 1.3".into(),
+                    ours,
+                    baseline,
+                }
+                .row(),
+            );
+        }
+        self.sandbox.set_fault(FaultScope::Verify, None);
+        self.sandbox.set_clock(None);
+        rows
+    }
+
+    /// Logins through the module and the bare requests, alternately, each at a sandbox time
+    /// of its own so that no code repeats; `sms` logs in by an SMS code instead of TOTP.
+    fn verify_pairs(&self, runs: usize, totp: &str, bare: &BareVerify, sms: bool) -> (Vec<Duration>, Vec<Duration>) {
+        let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+        for i in 0..runs + 3 {
+            // The replay guard keeps each accepted code's tag for minutes; a login a minute
+            // later in production would find the state as small.
+            self.reset_offline_state();
+            let t = self.fresh_time();
+            self.sandbox.set_clock(Some(t));
+            let (ours_time, code) = if sms {
+                let sandbox = &self.sandbox;
+                let mut asked = 0;
+                self.run_with("ours-verify", &mut |m: &Message| {
+                    if !m.style.is_prompt() {
+                        return Reply::text("");
+                    }
+                    asked += 1;
+                    if asked == 1 {
+                        Reply::text("sms")
+                    } else {
+                        Reply::Text(sandbox.verify_sent_codes().last().map(|s| s.code.clone()).unwrap_or_default())
+                    }
+                })
+            } else {
+                self.run("ours-verify", vec![self.sandbox.verify_factor_code(totp, t).expect("code")])
+            };
+            assert_eq!(code, PAM_SUCCESS, "Verify {}", if sms { "sms" } else { "TOTP" });
+            let t = self.fresh_time();
+            self.sandbox.set_clock(Some(t));
+            let bare_time = if sms { bare.sms_and_check(&self.sandbox) } else { bare.totp(&self.sandbox, t) };
+            if i >= 3 {
+                ours.push(ours_time);
+                baseline.push(bare_time);
+            }
+        }
+        (ours, baseline)
     }
 
     fn push(&self, runs: usize) -> Vec<Row> {
@@ -744,6 +846,62 @@ impl Bench {
         let code = text.lines().find_map(|l| l.strip_prefix("code ")).unwrap_or("?");
         assert_eq!(code, "0", "the footprint login must succeed: {text}");
         Footprint { so_bytes, rss_kib: field("rss"), threads: field("threads"), fds: field("fds") }
+    }
+}
+
+/// The Verify requests of a login made directly with the module's client, timed from the
+/// client's creation to its drop.
+struct BareVerify {
+    api: pam_authy::config::ApiConfig,
+    verify: pam_authy::config::VerifyConfig,
+    service: pam_authy::verify::ServiceSid,
+    identity: pam_authy::verify::Identity,
+    factor: pam_authy::verify::FactorSid,
+    phone: pam_authy::verify::Phone,
+}
+
+impl BareVerify {
+    fn client(&self) -> pam_authy::verify::client::VerifyClient {
+        pam_authy::verify::client::VerifyClient::with_configured_anchors_only(&self.api, &self.verify).expect("client")
+    }
+
+    fn totp(&self, sandbox: &Sandbox, at: u64) -> Duration {
+        use pam_authy::verify::{client::VerifyHttp, form, paths};
+        let code =
+            pam_authy::backend::Token::parse(&sandbox.verify_factor_code(self.factor.as_str(), at).expect("code"))
+                .expect("code");
+        let started = Instant::now();
+        let client = self.client();
+        let (status, body) = client
+            .post(&paths::challenges(&self.service, &self.identity), &form::totp_challenge(&self.factor, &code))
+            .expect("challenge");
+        drop(client);
+        let elapsed = started.elapsed();
+        assert!(status == 201 && String::from_utf8_lossy(&body).contains("\"approved\""), "{status}");
+        elapsed
+    }
+
+    fn sms_and_check(&self, sandbox: &Sandbox) -> Duration {
+        use pam_authy::verify::{client::VerifyHttp, form, paths};
+        let started = Instant::now();
+        let client = self.client();
+        let (status, body) = client
+            .post(
+                &paths::verifications(&self.service),
+                &form::verification(&self.phone, pam_authy::backend::Channel::Sms),
+            )
+            .expect("send");
+        assert_eq!(status, 201);
+        let sent: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let sid = pam_authy::verify::VerificationSid::parse(sent["sid"].as_str().unwrap_or("")).expect("sid");
+        let code = pam_authy::backend::Token::parse(&sandbox.verify_code(sid.as_str()).expect("code")).expect("code");
+        let (status, body) = client
+            .post(&paths::verification_check(&self.service), &form::verification_check(&sid, &code))
+            .expect("check");
+        drop(client);
+        let elapsed = started.elapsed();
+        assert!((200..300).contains(&status) && String::from_utf8_lossy(&body).contains("\"approved\""), "{status}");
+        elapsed
     }
 }
 

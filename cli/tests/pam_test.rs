@@ -374,3 +374,15 @@ fn the_verify_demo_sandbox_approves_a_push_after_a_few_seconds() {
     assert!(!stderr.contains("Authy"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
+
+#[test]
+fn a_verify_code_accepted_in_one_process_is_refused_in_the_next_without_reaching_the_api() {
+    let (dir, sandbox, totp) = setup_verify("");
+    let code = sandbox.verify_current_code(&totp).expect("code");
+    let first = run_test(&dir, &[], &format!("{code}\n"));
+    assert!(first.ok(), "{}", first.all());
+    let second = run_test(&dir, &["--json"], &format!("{code}\n"));
+    assert_eq!(second.json()["result"], "PAM_CONV_ERR", "stdin ends at the next prompt: {}", second.all());
+    assert!(second.stderr.contains("That code was already used"), "{}", second.stderr);
+    assert_eq!(sandbox.verify_challenges().len(), 1, "the replayed code reached the API");
+}
