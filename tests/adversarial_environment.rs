@@ -78,6 +78,7 @@ const APIS: [Api; 2] = [Api::Authy, Api::Verify];
 fn login_dir(api: Api, api_extra: &str, extra: &str) -> (authy_sandbox::Sandbox, TestDir, String, String) {
     let (sandbox, id) = sandbox();
     let dir = TestDir::new();
+    let extra = &format!("{extra}\n[offline]\nstate_dir = \"{}\"\n", dir.state_dir().display());
     let (text, code, secret) = match api {
         Api::Authy => (
             config_for(&dir, &sandbox, &format!("\"{}\" = {id}", current_user()), extra),
