@@ -1,30 +1,16 @@
 //! The man pages and the shipped default configuration document everything the code accepts.
 //!
-//! The config keys, their enum values and the module arguments are read from
-//! `src/config/` itself (the `Raw*` structs, the `[users]` table parser, `ModuleArgs::parse`),
-//! so a key added later without documentation fails here. The CLI options are read from the
+//! The config keys, the words they take and the module arguments come from the parser itself
+//! (`config::keys::accepted_keys`, `ModuleArgs::ARGUMENTS`), so a key added later without
+//! documentation fails here. The CLI options are read from the
 //! built `pam-authy` (`<command> --help`); that check is skipped, saying so, when the binary
 //! has not been built. Nothing here touches the system.
 
-use pam_authy::config::Config;
+use pam_authy::config::keys::{accepted_keys, words_of};
+use pam_authy::config::{Config, Method, ModuleArgs};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The config module's source, all its files in one text.
-fn config_source() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|path| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .collect()
-}
 
 fn repo_file(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -51,78 +37,6 @@ fn plain(roff: &str) -> String {
     text
 }
 
-/// The body of `struct NAME { ... }` or `enum NAME { ... }` in `source`.
-fn item_body<'a>(source: &'a str, keyword: &str, name: &str) -> &'a str {
-    let open = [format!("{keyword} {name} {{"), format!("pub {keyword} {name} {{")]
-        .iter()
-        .find_map(|head| source.find(head.as_str()).map(|at| at + head.len()))
-        .unwrap_or_else(|| panic!("src/config/ has no `{keyword} {name}`"));
-    let close = source[open..].find("\n}").unwrap_or_else(|| panic!("`{keyword} {name}` is not closed"));
-    &source[open..open + close]
-}
-
-/// The body of `fn NAME(...) ... { ... }` (up to the first line that is just `}`).
-fn fn_body<'a>(source: &'a str, name: &str) -> &'a str {
-    let start = source.find(&format!("fn {name}")).unwrap_or_else(|| panic!("src/config/ has no fn {name}"));
-    let end = source[start..]
-        .find("\n}")
-        .or_else(|| source[start..].find("\n    }\n"))
-        .unwrap_or_else(|| panic!("fn {name} is not closed"));
-    &source[start..start + end]
-}
-
-/// One field of a serde struct: its TOML name and its Rust type.
-#[derive(Debug)]
-struct Field {
-    key: String,
-    ty: String,
-}
-
-/// The fields of a `#[derive(Deserialize)]` struct, with `#[serde(rename = "...")]` applied.
-fn serde_fields(body: &str) -> Vec<Field> {
-    let mut fields = Vec::new();
-    let mut rename = None;
-    for line in body.lines().map(str::trim) {
-        if line.starts_with("#[serde(") {
-            assert!(!line.contains("flatten"), "serde(flatten) in a Raw struct: teach tests/man_pages.rs to follow it");
-            if let Some(at) = line.find("rename = \"") {
-                let rest = &line[at + "rename = \"".len()..];
-                rename = rest.split('"').next().map(str::to_owned);
-            }
-            continue;
-        }
-        if line.is_empty() || line.starts_with("//") || line.starts_with("#[") {
-            continue;
-        }
-        let Some((name, ty)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim().trim_start_matches("pub(super) ").trim_start_matches("pub ").trim();
-        fields.push(Field {
-            key: rename.take().unwrap_or_else(|| name.to_owned()),
-            ty: ty.trim().trim_end_matches(',').to_owned(),
-        });
-    }
-    fields
-}
-
-/// The lower-case serde names of `enum NAME` (the config enums use `rename_all = "lowercase"`).
-fn enum_values(source: &str, name: &str) -> Vec<String> {
-    item_body(source, "enum", name)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("#["))
-        .map(|l| l.trim_end_matches(',').to_lowercase())
-        .collect()
-}
-
-/// The type named inside `Option<...>`, when it is one of the config's own enums.
-fn enum_of(source: &str, ty: &str) -> Option<String> {
-    let inner = ty.strip_prefix("Option<")?.strip_suffix('>')?;
-    let declared = format!("pub enum {inner} {{");
-    source.contains(&declared).then(|| inner.to_owned())
-}
-
 /// Every table of the config file with the keys the parser accepts in it.
 struct Schema {
     /// table -> [(key, enum values when the key takes one of the config's enums)]
@@ -130,69 +44,30 @@ struct Schema {
 }
 
 fn schema() -> Schema {
-    let source = config_source();
-    let mut tables = BTreeMap::new();
-    for table in serde_fields(item_body(&source, "struct", "RawConfig")) {
-        let keys = if table.ty.starts_with("Raw") {
-            serde_fields(item_body(&source, "struct", &table.ty))
-                .into_iter()
-                .map(|field| {
-                    let values = enum_of(&source, &field.ty).map(|e| enum_values(&source, &e)).unwrap_or_default();
-                    (field.key, values)
-                })
-                .collect()
-        } else if table.key == "users" {
-            users_table_keys(&source)
-        } else {
-            panic!(
-                "RawConfig.{}: {} is neither a Raw struct nor [users]; teach tests/man_pages.rs",
-                table.key, table.ty
-            );
-        };
-        tables.insert(table.key, keys);
+    let mut tables: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    for key in accepted_keys() {
+        let values = key.values.iter().map(|v| v.to_string()).collect();
+        tables.entry(key.table.to_owned()).or_default().push((key.name.to_owned(), values));
     }
     Schema { tables }
 }
 
-/// The keys of a `[users]` table entry: the string patterns matched in `parse_user_table`.
-fn users_table_keys(source: &str) -> Vec<(String, Vec<String>)> {
-    let mut keys: Vec<(String, Vec<String>)> = Vec::new();
-    for line in fn_body(source, "parse_user_table").lines().map(str::trim) {
-        if !line.starts_with("(\"") {
-            continue;
-        }
-        let pattern = line.split(',').next().unwrap_or("");
-        for key in pattern.split('"').skip(1).step_by(2) {
-            if !keys.iter().any(|(k, _)| k == key) {
-                keys.push((key.to_owned(), Vec::new()));
-            }
-        }
-    }
-    keys
-}
-
 #[test]
-fn the_schema_extractor_finds_the_keys_it_must() {
+fn the_schema_has_the_keys_it_must() {
     let schema = schema();
     let names: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
     assert_eq!(names, ["api", "auth", "offline", "users", "verify"]);
     let has = |table: &str, key: &str| schema.tables[table].iter().any(|(k, _)| k == key);
     for (table, key) in [
         ("api", "api_key"),
-        ("api", "url"),
         ("auth", "failmode"),
         ("offline", "state_dir"),
         ("users", "authy_id"),
-        ("users", "offline_secret"),
         ("users", "verify_identity"),
-        ("users", "totp_factor"),
         ("verify", "service_sid"),
-        ("verify", "api_key_secret_file"),
     ] {
-        assert!(has(table, key), "[{table}] {key} not extracted");
+        assert!(has(table, key), "[{table}] {key} not listed");
     }
-    let failmode = &schema.tables["auth"].iter().find(|(k, _)| k == "failmode").expect("failmode").1;
-    assert_eq!(failmode, &["secure", "safe"]);
 }
 
 /// The text of `.SS "[table]"` up to the next section or subsection.
@@ -387,54 +262,31 @@ fn the_users_examples_in_the_default_config_parse() {
     assert_eq!(parsed.users.len(), 2);
 }
 
-/// The module arguments `ModuleArgs::parse` matches: `Some(("name", ...))` and `arg == "name"`.
-fn module_arguments(source: &str) -> Vec<String> {
-    let start = source.find("impl ModuleArgs").expect("src/config/ has impl ModuleArgs");
-    let body = fn_body(&source[start..], "parse");
-    let mut names = Vec::new();
-    for (marker, suffix) in [("Some((\"", "="), ("arg == \"", "")] {
-        for piece in body.split(marker).skip(1) {
-            if let Some(name) = piece.split('"').next() {
-                let name = format!("{name}{suffix}");
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-    }
-    names
-}
-
 #[test]
 fn every_module_argument_and_method_is_in_pam_authy_8() {
-    let source = config_source();
-    let arguments = module_arguments(&source);
-    for expected in ["config=", "debug", "method="] {
-        assert!(arguments.iter().any(|a| a == expected), "{expected} not extracted");
-    }
+    let arguments = ModuleArgs::ARGUMENTS;
     let page = plain(&repo_file("packaging/man/pam_authy.8"));
     let synopsis = page.split(".SH DESCRIPTION").next().unwrap_or("");
     let options = page.split(".SH OPTIONS").nth(1).expect("an OPTIONS section");
     let options: Vec<&str> = options.split("\n.SH").next().unwrap_or(options).lines().collect();
-    for argument in &arguments {
+    for argument in arguments {
         // A term line is a font macro and the argument: `.BI config= PATH`, `.B debug`.
         let term = options
             .windows(2)
             .find(|w| {
                 let token = w[1].split_whitespace().nth(1).unwrap_or("");
-                let names_it =
-                    if argument.ends_with('=') { token.starts_with(argument.as_str()) } else { token == argument };
+                let names_it = if argument.ends_with('=') { token.starts_with(argument) } else { token == argument };
                 w[0] == ".TP" && names_it
             })
             .map(|w| w[1]);
         assert!(
-            term.is_some() && synopsis.contains(argument.as_str()),
+            term.is_some() && synopsis.contains(argument),
             "pam_authy(8) does not document the module argument {argument} in SYNOPSIS and OPTIONS"
         );
         if argument == "method=" {
-            for method in enum_values(&source, "Method") {
+            for method in words_of::<Method>() {
                 assert!(
-                    term.is_some_and(|t| t.contains(&method)) && synopsis.contains(&method),
+                    term.is_some_and(|t| t.contains(method)) && synopsis.contains(method),
                     "pam_authy(8) method= lacks {method}"
                 );
             }

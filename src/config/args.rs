@@ -18,6 +18,10 @@ pub struct ModuleArgs {
 }
 
 impl ModuleArgs {
+    /// The arguments a pam.d line may carry (a trailing `=` takes a value); `parse` refuses
+    /// any other before it looks at one, so this list is exactly what the parser takes.
+    pub const ARGUMENTS: [&str; 4] = ["debug", "config=", "method=", "password_and_code="];
+
     /// Unknown or malformed arguments are configuration errors, so a typo never silently
     /// changes what the stack does.
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<ModuleArgs, ConfigError> {
@@ -30,6 +34,19 @@ impl ModuleArgs {
         let here = Path::new("module arguments");
         for (position, arg) in args.iter().enumerate() {
             let arg = arg.as_ref();
+            let unknown = || {
+                ConfigError::new(
+                    here,
+                    format!(
+                        "argument {} is unknown (expected debug, config=PATH, method=... or password_and_code=N)",
+                        position + 1
+                    ),
+                )
+            };
+            let name = arg.find('=').map_or(arg, |at| &arg[..=at]);
+            if !Self::ARGUMENTS.contains(&name) {
+                return Err(unknown());
+            }
             match arg.split_once('=') {
                 None if arg == "debug" => parsed.debug = true,
                 Some(("config", value)) if Path::new(value).is_absolute() => parsed.config_path = PathBuf::from(value),
@@ -48,15 +65,7 @@ impl ModuleArgs {
                         ConfigError::new(here, "password_and_code= takes the code's length, 6, 7 or 8")
                     })?);
                 }
-                _ => {
-                    return Err(ConfigError::new(
-                        here,
-                        format!(
-                            "argument {} is unknown (expected debug, config=PATH, method=... or password_and_code=N)",
-                            position + 1
-                        ),
-                    ));
-                }
+                _ => return Err(unknown()),
             }
         }
         if parsed.password_and_code.is_some() && parsed.method.is_some() {
@@ -89,6 +98,24 @@ mod tests {
             "password_and_code=seven",
         ] {
             assert!(ModuleArgs::parse(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_listed_argument_and_method_is_taken() {
+        for argument in ModuleArgs::ARGUMENTS {
+            let arg = match argument {
+                "config=" => "config=/etc/x.toml".to_owned(),
+                "method=" => "method=push".to_owned(),
+                "password_and_code=" => "password_and_code=6".to_owned(),
+                plain => plain.to_owned(),
+            };
+            assert!(ModuleArgs::parse(&[arg.as_str()]).is_ok(), "{arg}");
+            assert!(ModuleArgs::parse(&[format!("{argument}x")]).is_err(), "{argument}x");
+        }
+        for word in crate::config::keys::words_of::<Method>() {
+            assert_eq!(Method::parse(word).map(|m| format!("{m:?}").to_lowercase()), Some(word.to_string()));
+            assert!(ModuleArgs::parse(&[format!("method={word}")]).is_ok(), "method={word}");
         }
     }
 }

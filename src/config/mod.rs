@@ -15,13 +15,16 @@
 //!
 //! Each concern has its own file: `schema` (the raw TOML and its value-free errors), `api`
 //! (`[api]`, `[verify]`), `auth`, `offline`, `users` (the mapping), `args` (module arguments),
-//! `users_d` (drop-ins), `diagnose` (every problem at once), `error`. This file joins them into `Config` and loads it.
+//! `users_d` (drop-ins), `diagnose` (every problem at once), `error`, and for tests `keys` (every
+//! key the parser takes, read off the parser). This file joins them into `Config` and loads it.
 
 mod api;
 mod args;
 mod auth;
 mod diagnose;
 mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod keys;
 mod offline;
 mod schema;
 #[cfg(test)]
@@ -34,7 +37,7 @@ pub use args::ModuleArgs;
 pub use auth::{AuthConfig, DetailField, FailMode, Method, PushDetails, UnmappedPolicy};
 pub use error::ConfigError;
 pub use offline::OfflineConfig;
-pub use users::{AuthyId, UserEntry, VerifyUser, normalize_base32_secret, valid_account_name};
+pub use users::{AuthyId, USER_KEYS, UserEntry, VerifyUser, normalize_base32_secret, valid_account_name};
 pub use users_d::{MAX_DROP_INS, USERS_DIR, read_drop_in, users_dir};
 
 use crate::secure_fs;

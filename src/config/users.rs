@@ -110,13 +110,25 @@ fn authy_id(path: &Path, name: &str, id: i64) -> Result<AuthyId, ConfigError> {
         .ok_or_else(|| ConfigError::new(path, format!("[users] {name}: Authy ID must be a positive integer")))
 }
 
+/// The keys a `[users]` entry may hold; `parse_user_table` refuses any other before it looks
+/// at one, so this list is exactly what the parser takes.
+pub const USER_KEYS: [&str; 6] =
+    ["authy_id", "verify_identity", "totp_factor", "phone", "push_factor", "offline_secret"];
+
 fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Table) -> Result<UserEntry, ConfigError> {
     let mut id = None;
     let mut offline_secret = None;
     let mut identity = None;
     let (mut totp_factor, mut phone, mut push_factor) = (None, None, None);
     let invalid = |key: &str, what: &str| ConfigError::new(path, format!("[users] {name}: {key} must be {what}"));
+    let unknown = || {
+        let [others @ .., last] = USER_KEYS;
+        ConfigError::new(path, format!("[users] {name}: unknown key (expected {} or {last})", others.join(", ")))
+    };
     for (key, value) in fields {
+        if !USER_KEYS.contains(&key.as_str()) {
+            return Err(unknown());
+        }
         match (key.as_str(), value) {
             ("authy_id", toml::Value::Integer(raw)) => id = Some(authy_id(path, name, raw)?),
             ("offline_secret", toml::Value::String(secret)) => {
@@ -147,17 +159,7 @@ fn parse_user_table(path: &Path, backend: Backend, name: &str, fields: toml::Tab
             ("phone", toml::Value::String(text)) => {
                 phone = Some(Phone::parse(&text).ok_or_else(|| invalid(&key, "an E.164 number such as +15551234567"))?);
             }
-            ("authy_id" | "offline_secret" | "verify_identity" | "totp_factor" | "push_factor" | "phone", _) => {
-                return Err(ConfigError::new(path, format!("[users] {name}: {key} has the wrong type")));
-            }
-            _ => {
-                return Err(ConfigError::new(
-                    path,
-                    format!(
-                        "[users] {name}: unknown key (expected authy_id, verify_identity, totp_factor, phone, push_factor or offline_secret)"
-                    ),
-                ));
-            }
+            _ => return Err(ConfigError::new(path, format!("[users] {name}: {key} has the wrong type"))),
         }
     }
     // An entry may hold both mappings while a host moves from Authy to Verify (`pam-authy
