@@ -1,7 +1,8 @@
 //! pam_authy: an Authy second factor for PAM (sshd, sudo, su, login...).
 //!
 //! Architecture: `pam` is the only file that touches C. It collects the PAM items, adapts
-//! the conversation and turns the core's `Outcome` into a PAM code in one match. Everything
+//! the conversation and turns the core's `Outcome` into a PAM code in one match (libpam's
+//! structures are in `pam_abi`, which the test harness compiles too). Everything
 //! that decides is plain Rust that tests drive with doubles:
 //!
 //! - `config`: the TOML file and module arguments -> one validated `Config` (fails closed).
@@ -31,6 +32,7 @@ pub mod offline;
 // The one file that talks to C; `unsafe_code` is denied everywhere else (workspace lints).
 #[allow(unsafe_code)]
 mod pam;
+mod pam_abi;
 pub mod sanitize;
 pub mod secret;
 pub mod secure_fs;

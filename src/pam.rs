@@ -13,6 +13,7 @@ use crate::context;
 use crate::flow::one_prompt::{self, OnePrompt};
 use crate::flow::{self, ConvError, Conversation, Decision, Deps, Login, Outcome};
 use crate::log::{Log, Syslog};
+use crate::pam_abi::{PamConv, PamMessage, PamResponse};
 use crate::sanitize;
 use crate::secret::Secret;
 use crate::state::{FileStateStore, StateError, StateStore};
@@ -30,26 +31,6 @@ const PAM_ERROR_MSG: c_int = 3;
 const PAM_TEXT_INFO: c_int = 4;
 /// Longer replies are not tokens; they are refused (and still wiped).
 const MAX_REPLY_BYTES: usize = 512;
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvCallback = unsafe extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvCallback>,
-    appdata_ptr: *mut c_void,
-}
 
 #[link(name = "pam")]
 unsafe extern "C" {

@@ -170,23 +170,10 @@ impl AuthResult {
     }
 }
 
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-#[repr(C)]
-struct PamConv {
-    conv: unsafe extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int,
-    appdata_ptr: *mut c_void,
-}
+// The module's own definition of libpam's structures, so both sides of the ABI agree.
+#[path = "../../src/pam_abi.rs"]
+mod pam_abi;
+use pam_abi::{PamConv, PamMessage, PamResponse};
 
 type StartConfdir = unsafe extern "C" fn(
     service: *const c_char,
@@ -349,7 +336,7 @@ pub fn authenticate(
         None => None,
     };
     let mut state = ConvState { responder, transcript: Vec::new(), panic: None };
-    let conv = PamConv { conv: conversation, appdata_ptr: &mut state as *mut ConvState as *mut c_void };
+    let conv = PamConv { conv: Some(conversation), appdata_ptr: &mut state as *mut ConvState as *mut c_void };
     let mut handle: *mut c_void = std::ptr::null_mut();
     let (rc, started_by) = match (&confdir_c, start_confdir) {
         // SAFETY: valid C strings and out-pointer; conv and state outlive the handle.
