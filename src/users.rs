@@ -129,34 +129,45 @@ pub fn resolve<'c>(config: &'c Config, db: &dyn AccountDb, pam_user: &str) -> Re
     })
 }
 
+/// An in-memory account database: name -> (canonical name, gid, groups).
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Default)]
+pub struct FakeAccounts {
+    pub accounts: std::collections::BTreeMap<String, (String, u32, Vec<u32>)>,
+    pub groups: std::collections::BTreeMap<String, u32>,
+    pub broken: bool,
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl FakeAccounts {
+    /// One account in its own primary group and no named groups.
+    pub fn one(name: &str, gid: u32) -> FakeAccounts {
+        let mut db = FakeAccounts::default();
+        db.accounts.insert(name.into(), (name.into(), gid, vec![gid]));
+        db
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl AccountDb for FakeAccounts {
+    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+        if self.broken {
+            return Err(LookupError("nss down".into()));
+        }
+        Ok(self.accounts.get(name).map(|(n, gid, _)| Account { name: n.clone(), gid: *gid }))
+    }
+    fn group_id(&self, group: &str) -> Result<Option<u32>, LookupError> {
+        Ok(self.groups.get(group).copied())
+    }
+    fn group_ids(&self, account: &Account) -> Result<Vec<u32>, LookupError> {
+        Ok(self.accounts.get(&account.name).map(|a| a.2.clone()).unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use std::path::Path;
-
-    /// An in-memory account database: name -> (canonical name, gid, groups).
-    #[derive(Default)]
-    pub struct FakeAccounts {
-        pub accounts: BTreeMap<String, (String, u32, Vec<u32>)>,
-        pub groups: BTreeMap<String, u32>,
-        pub broken: bool,
-    }
-
-    impl AccountDb for FakeAccounts {
-        fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
-            if self.broken {
-                return Err(LookupError("nss down".into()));
-            }
-            Ok(self.accounts.get(name).map(|(n, gid, _)| Account { name: n.clone(), gid: *gid }))
-        }
-        fn group_id(&self, group: &str) -> Result<Option<u32>, LookupError> {
-            Ok(self.groups.get(group).copied())
-        }
-        fn group_ids(&self, account: &Account) -> Result<Vec<u32>, LookupError> {
-            Ok(self.accounts.get(&account.name).map(|a| a.2.clone()).unwrap_or_default())
-        }
-    }
 
     fn config(extra_auth: &str) -> Config {
         let text = format!(

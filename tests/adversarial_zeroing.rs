@@ -18,7 +18,7 @@ use pam_authy::log::MemoryLog;
 use pam_authy::offline::{OfflineParams, code_at, matching_step};
 use pam_authy::secret::Secret;
 use pam_authy::state::{MemoryStateStore, StateStore};
-use pam_authy::users::{Account, AccountDb, LookupError};
+use pam_authy::users::FakeAccounts;
 use pam_harness::scanning::{Scanning, watch};
 use std::path::Path;
 use std::time::Duration;
@@ -158,20 +158,6 @@ impl Backend for Verifier {
     }
 }
 
-struct Alice;
-
-impl AccountDb for Alice {
-    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
-        Ok((name == "alice").then(|| Account { name: "alice".into(), gid: 100 }))
-    }
-    fn group_id(&self, _: &str) -> Result<Option<u32>, LookupError> {
-        Ok(None)
-    }
-    fn group_ids(&self, _: &Account) -> Result<Vec<u32>, LookupError> {
-        Ok(vec![100])
-    }
-}
-
 struct StillClock;
 
 impl Clock for StillClock {
@@ -207,7 +193,7 @@ fn tokens_typed_at_the_prompt_are_wiped_after_the_flow() {
             connect: &connect,
             open_state: &open_state,
             clock: &StillClock,
-            accounts: &Alice,
+            accounts: &FakeAccounts::one("alice", 100),
             log: &log,
         };
         let decision = flow::authenticate(&config, &args, &login, &mut deps);

@@ -16,7 +16,7 @@ use pam_authy::flow::{self, ConvError, Conversation, Deps, Factor, Login, Outcom
 use pam_authy::log::MemoryLog;
 use pam_authy::secret::Secret;
 use pam_authy::state::{MemoryStateStore, StateError, StateStore};
-use pam_authy::users::{Account, AccountDb, LookupError};
+use pam_authy::users::FakeAccounts;
 use std::cell::RefCell;
 use std::path::Path;
 
@@ -131,20 +131,6 @@ impl Backend for Fuzzed<'_, '_> {
     }
 }
 
-struct Alice;
-
-impl AccountDb for Alice {
-    fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
-        Ok((name == "alice").then(|| Account { name: "alice".into(), gid: 100 }))
-    }
-    fn group_id(&self, _: &str) -> Result<Option<u32>, LookupError> {
-        Ok(None)
-    }
-    fn group_ids(&self, _: &Account) -> Result<Vec<u32>, LookupError> {
-        Ok(vec![100])
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let script = RefCell::new(Script { data });
     let knobs = script.borrow_mut().byte();
@@ -173,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
         connect: &connect,
         open_state: &open_state,
         clock: &clock,
-        accounts: &Alice,
+        accounts: &FakeAccounts::one("alice", 100),
         log: &log,
     };
     let decision = flow::authenticate(&config, &args, &login, &mut deps);

@@ -7,7 +7,7 @@ use crate::backend::{ApprovalId, ApprovalRequest, ApprovalStatus, ChannelReceipt
 use crate::clock::FakeClock;
 use crate::log::MemoryLog;
 use crate::state::MemoryStateStore;
-use crate::users::tests::FakeAccounts;
+use crate::users::FakeAccounts;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::Path;
