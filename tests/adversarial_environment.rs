@@ -13,7 +13,7 @@
 mod adversarial_support;
 mod common;
 
-use adversarial_support::{Tripwire, child_role, output_text, run_child};
+use adversarial_support::{Tripwire, child_result, child_role, output_text, print_child_result, run_child};
 use common::*;
 use pam_harness::{PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, Reply};
 
@@ -34,7 +34,7 @@ fn child_authenticates_as_told_by_its_parent() {
         if m.style.is_prompt() { Reply::Text(answer.clone()) } else { Reply::text("") }
     })
     .expect("pam_start");
-    println!("CHILD-RESULT {}", result.code);
+    print_child_result(result.code);
     print!("{}", result.text());
 }
 
@@ -48,12 +48,7 @@ fn authenticate_in_child(dir: &TestDir, answer: &str, env: &[(&str, String)]) ->
     all.extend(env.iter().cloned());
     let output = run_child(CHILD_TEST, "authenticate", &all);
     let text = output_text(&output);
-    let code = text
-        .lines()
-        .find_map(|line| line.split_once("CHILD-RESULT ").map(|(_, code)| code))
-        .and_then(|code| code.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the child printed no result: {text}"));
-    (code, text)
+    (child_result(&text), text)
 }
 
 fn proxy_variables(url: &str) -> Vec<(&'static str, String)> {

@@ -17,7 +17,7 @@
 mod adversarial_support;
 mod common;
 
-use adversarial_support::{ReachableCopies, child_role, output_text};
+use adversarial_support::{ReachableCopies, child_result, child_role, output_text, print_child_result};
 use common::*;
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
@@ -402,7 +402,7 @@ fn child_authenticates_nobody() {
             if m.style.is_prompt() { Reply::text("1234567") } else { Reply::text("") }
         })
         .expect("pam_start");
-    println!("\nCHILD-RESULT {}", result.code);
+    print_child_result(result.code);
 }
 
 /// A layout readable by `nobody` except where a case makes it unreadable. Returns the
@@ -432,10 +432,7 @@ fn as_nobody(copies: &ReachableCopies, layout: &Path, service: &str) -> i32 {
     pam_harness::run_as(&mut command, uid, gid);
     let output = command.output().expect("run the child as nobody");
     let text = output_text(&output);
-    text.lines()
-        .find_map(|line| line.split_once("CHILD-RESULT ").map(|(_, code)| code))
-        .and_then(|code| code.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the child printed no result: {text}"))
+    child_result(&text)
 }
 
 #[test]

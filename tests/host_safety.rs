@@ -12,7 +12,9 @@
 mod adversarial_support;
 mod common;
 
-use adversarial_support::{Behaviour, RawServer, child_role, http_response, output_text, run_child};
+use adversarial_support::{
+    Behaviour, RawServer, child_result, child_role, http_response, output_text, print_child_result, run_child,
+};
 use common::*;
 use pam_harness::{PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES, PAM_SUCCESS};
 use std::os::unix::process::ExitStatusExt;
@@ -197,7 +199,7 @@ fn child_logs_in_once_for_a_parent_that_stops_it() {
         &mut answers(&["1234567"]),
     )
     .expect("pam_start");
-    println!("CHILD-RESULT {}", result.code);
+    print_child_result(result.code);
 }
 
 /// Runs the stop child; with `stop`, SIGSTOPs it once its request reached the (slow) sandbox
@@ -225,10 +227,7 @@ fn login_stopped_across_the_timeout(dir: &TestDir, sandbox: &authy_sandbox::Sand
     }
     let output = child.wait_with_output().expect("wait");
     let text = output_text(&output);
-    text.lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, code)| code))
-        .and_then(|c| c.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the child printed no result: {text}"))
+    child_result(&text)
 }
 
 /// The API answers a wrong token after 600 ms, the timeout is 1 s; the caller (the real uid

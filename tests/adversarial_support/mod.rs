@@ -34,6 +34,21 @@ pub fn run_child(test: &str, role: &str, env: &[(&str, String)]) -> Output {
     child_command(test, role, env).output().expect("run the child test")
 }
 
+/// A child's answer to its parent: the PAM code on a line of its own, whatever the test
+/// harness printed before it.
+pub fn print_child_result(code: i32) {
+    println!("\nCHILD-RESULT {code}");
+}
+
+/// The PAM code a child printed with `print_child_result`; without one, fails with the
+/// child's whole output (`text`, from `output_text`).
+pub fn child_result(text: &str) -> i32 {
+    text.lines()
+        .find_map(|line| line.split_once("CHILD-RESULT ").map(|(_, code)| code))
+        .and_then(|code| code.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the child printed no result: {text}"))
+}
+
 /// The command `run_child` runs, for callers that wrap it (unshare, setpriv).
 pub fn child_command(test: &str, role: &str, env: &[(&str, String)]) -> Command {
     command_of(&std::env::current_exe().expect("current_exe"), test, role, env)
