@@ -5,8 +5,12 @@
 
 use authy_sandbox::{Sandbox, SandboxConfig};
 use pam_harness::{AuthResult, Items, Message, Reply};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+mod test_dir;
+// Not every test binary calls set_mode itself.
+#[allow(unused_imports)]
+pub use test_dir::{TestDir, set_mode};
 
 /// The cdylib built by this very `cargo test` run (deps/) or by `cargo build` (uplifted),
 /// or the one PAM_AUTHY_TEST_MODULE names (CI runs the portable build through the tests).
@@ -47,51 +51,7 @@ pub fn require_root() {
     assert!(is_root(), "this root-only test was built by root but runs as another user: rebuild as this user");
 }
 
-pub fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// A private directory (0700) with `pam.d/`, `state/`, and the files a test writes.
-pub struct TestDir {
-    pub dir: tempfile::TempDir,
-}
-
 impl TestDir {
-    pub fn new() -> TestDir {
-        let dir = tempfile::tempdir().expect("tempdir");
-        set_mode(dir.path(), 0o700);
-        std::fs::create_dir(dir.path().join("pam.d")).expect("mkdir pam.d");
-        TestDir { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn confdir(&self) -> PathBuf {
-        self.path().join("pam.d")
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.path().join("pam_authy.toml")
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.path().join("state")
-    }
-
-    /// Writes a file with the given mode.
-    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        set_mode(&path, mode);
-        path
-    }
-
-    pub fn write_config(&self, text: &str) -> PathBuf {
-        self.write("pam_authy.toml", text, 0o600)
-    }
-
     /// Writes `pam.d/<service>`: our module (with `args`) as the only auth module.
     pub fn service(&self, service: &str, args: &str) {
         let text = format!(

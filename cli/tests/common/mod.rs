@@ -5,9 +5,15 @@
 
 use authy_sandbox::{Sandbox, SandboxConfig};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+#[path = "../../../tests/common/test_dir.rs"]
+mod test_dir;
+// Not every test binary calls set_mode itself.
+#[allow(unused_imports)]
+pub use test_dir::{TestDir, set_mode};
 
 pub const API_KEY: &str = "cli-test-key-0123456789";
 pub const PHONE: &str = "555-123-4567";
@@ -82,10 +88,6 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> Run {
     Run::from(child.wait_with_output().expect("wait"))
 }
 
-pub fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
 pub fn mode_of(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).expect("stat").mode() & 0o7777
 }
@@ -95,44 +97,10 @@ pub fn owner_of(path: &Path) -> (u32, u32) {
     (meta.uid(), meta.gid())
 }
 
-/// A private directory (0700) holding a config, the sandbox CA and a PAM confdir.
-pub struct TestDir {
-    pub dir: tempfile::TempDir,
-}
-
+/// The CLI tests' own uses of their directory.
 impl TestDir {
-    pub fn new() -> TestDir {
-        let dir = tempfile::tempdir().expect("tempdir");
-        set_mode(dir.path(), 0o700);
-        std::fs::create_dir(dir.path().join("pam.d")).expect("mkdir pam.d");
-        TestDir { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.path().join("pam_authy.toml")
-    }
-
     pub fn config_arg(&self) -> String {
         self.config_path().display().to_string()
-    }
-
-    pub fn confdir(&self) -> PathBuf {
-        self.path().join("pam.d")
-    }
-
-    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        set_mode(&path, mode);
-        path
-    }
-
-    pub fn write_config(&self, text: &str) -> PathBuf {
-        self.write("pam_authy.toml", text, 0o600)
     }
 
     pub fn config_text(&self) -> String {
