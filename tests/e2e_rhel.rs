@@ -17,8 +17,8 @@ mod e2e;
 use authy_sandbox::Sandbox;
 use common::{TestDir, config_for, sandbox};
 use e2e::{
-    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, install_example, key_pair, point_break_glass_at,
-    report_timing, ssh,
+    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, api_calls, explain_ssh, install_example, key_pair,
+    point_break_glass_at, timed_ssh, timed_sudo,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,10 +39,6 @@ fn rhel_pam_d(dir: &TestDir, service: &str, example: &str) -> PathBuf {
 
 fn mapped_config(dir: &TestDir, sandbox: &Sandbox, user: &str, id: u64, extra: &str) {
     dir.write_config(&config_for(dir, sandbox, &format!("{user} = {id}"), extra));
-}
-
-fn api_calls(sandbox: &Sandbox) -> Vec<String> {
-    sandbox.requests().into_iter().map(|r| r.route_path).collect()
 }
 
 /// A token of the right shape that is not the current one.
@@ -77,13 +73,11 @@ impl SshCase {
     }
 
     fn login(&self, test: &str) -> Run {
-        let run = ssh(&self.sshd, &self.user.name, &self.key, &self.askpass);
-        report_timing(test, "ssh", run.elapsed);
-        run
+        timed_ssh(test, "ssh", &self.sshd, &self.user.name, &self.key, &self.askpass)
     }
 
     fn explain(&self, run: &Run) -> String {
-        format!("{}\n--- prompts\n{:#?}\n--- sshd log\n{}", run.output(), self.askpass.prompts(), self.sshd.log_text())
+        explain_ssh(run, &self.askpass, &self.sshd)
     }
 }
 
@@ -140,9 +134,7 @@ impl SudoCase {
     }
 
     fn sudo(&self, test: &str, stdin: &str) -> Run {
-        let run = e2e::sudo_piped(&self.pam_d, &self.sudoers, &self.user.name, stdin);
-        report_timing(test, "sudo -S", run.elapsed);
-        run
+        timed_sudo(test, &self.pam_d, &self.sudoers, &self.user.name, stdin)
     }
 
     fn token(&self) -> String {

@@ -15,8 +15,8 @@ mod e2e;
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox};
 use common::{TestDir, config_for, sandbox};
 use e2e::{
-    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, install_example, key_pair, point_break_glass_at,
-    report_timing, ssh,
+    Askpass, LOGIN_MARKER, Run, Sshd, TestGroup, TestUser, explain_ssh, install_example, key_pair,
+    point_break_glass_at, timed_ssh,
 };
 use std::path::PathBuf;
 
@@ -101,18 +101,16 @@ impl Case {
     }
 
     fn login(&self, test: &str) -> Run {
-        let run = ssh(&self.sshd, &self.user.name, &self.key, &self.askpass);
-        report_timing(test, "ssh", run.elapsed);
-        run
+        timed_ssh(test, "ssh", &self.sshd, &self.user.name, &self.key, &self.askpass)
     }
 
     /// Everything a failed assertion should show.
     fn explain(&self, run: &Run) -> String {
-        format!("{}\n--- prompts\n{:#?}\n--- sshd log\n{}", run.output(), self.askpass.prompts(), self.sshd.log_text())
+        explain_ssh(run, &self.askpass, &self.sshd)
     }
 
     fn api_calls(&self) -> Vec<String> {
-        self.sandbox().requests().into_iter().map(|r| r.route_path).collect()
+        e2e::api_calls(self.sandbox())
     }
 }
 

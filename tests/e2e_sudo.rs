@@ -22,7 +22,7 @@ use common::{TestDir, config_for, sandbox};
 use e2e::{
     BREAK_GLASS_GROUP, LOGIN_COMMAND, LOGIN_MARKER, Run, TestGroup, TestUser, as_user, install_example, namespace_argv,
     point_at_test_module, point_break_glass_at, private_login_records, pty_dialog, report_timing, rule, sudo_piped,
-    sudoers,
+    sudoers, timed_sudo,
 };
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,13 +63,11 @@ impl Case {
 
     /// `sudo -S` with `stdin` as the answers, timed.
     fn sudo(&self, test: &str, stdin: &str) -> Run {
-        let run = sudo_piped(&self.pam_d, &self.sudoers, &self.user.name, stdin);
-        report_timing(test, "sudo -S", run.elapsed);
-        run
+        timed_sudo(test, &self.pam_d, &self.sudoers, &self.user.name, stdin)
     }
 
     fn api_calls(&self) -> Vec<String> {
-        self.sandbox.requests().into_iter().map(|r| r.route_path).collect()
+        e2e::api_calls(&self.sandbox)
     }
 
     fn fast_push(&self, status: PushStatus, polls: u32) {

@@ -17,8 +17,9 @@ mod e2e;
 use authy_sandbox::{FaultScope, PushScenario, PushStatus, Sandbox, SandboxConfig, TotpFactorSpec};
 use common::{API_KEY, TestDir, VERIFY_PHONE as PHONE, closed_port, verify_config_with_users};
 use e2e::{
-    Askpass, LOGIN_COMMAND, LOGIN_MARKER, Run, Sshd, TestUser, as_user, install_example, key_pair, namespace_argv,
-    point_at_test_module, private_login_records, pty_dialog, report_timing, rule, ssh, sudo_piped, sudoers,
+    Askpass, LOGIN_COMMAND, LOGIN_MARKER, Run, Sshd, TestUser, as_user, explain_ssh, install_example, key_pair,
+    namespace_argv, point_at_test_module, private_login_records, pty_dialog, report_timing, rule, ssh, sudo_piped,
+    sudoers, timed_ssh,
 };
 use pam_authy::offline::{OfflineParams, code_at};
 use pam_authy::secret::Secret;
@@ -195,9 +196,7 @@ impl SshHost {
         for (kind, list) in answers {
             self.askpass.answer(kind, list);
         }
-        let run = ssh(&self.sshd, &user.name, &self.key, &self.askpass);
-        report_timing(test, &format!("ssh {case}"), run.elapsed);
-        run
+        timed_ssh(test, &format!("ssh {case}"), &self.sshd, &user.name, &self.key, &self.askpass)
     }
 
     fn assert_no_authy(&self, case: &str, run: &Run) {
@@ -206,12 +205,7 @@ impl SshHost {
     }
 
     fn explain(&self, case: &str, run: &Run) -> String {
-        format!(
-            "case {case}\n{}\n--- prompts\n{:#?}\n--- sshd log\n{}",
-            run.output(),
-            self.askpass.prompts(),
-            self.sshd.log_text()
-        )
+        format!("case {case}\n{}", explain_ssh(run, &self.askpass, &self.sshd))
     }
 
     /// Also checks that no prompt under Verify names Authy.

@@ -608,6 +608,24 @@ exit 0
 
 /// `ssh user@127.0.0.1 'echo E2E_LOGIN_$((6*7))'` with the key `key`, answering
 /// keyboard-interactive prompts through `askpass`; no agent, no known_hosts, no tty.
+/// `ssh` for `test`, its time reported as `what`.
+pub fn timed_ssh(test: &str, what: &str, sshd: &Sshd, user: &str, key: &Path, askpass: &Askpass) -> Run {
+    let run = ssh(sshd, user, key, askpass);
+    report_timing(test, what, run.elapsed);
+    run
+}
+
+/// What a failed sshd login should show: the client's output, the prompts it answered and
+/// sshd's log.
+pub fn explain_ssh(run: &Run, askpass: &Askpass, sshd: &Sshd) -> String {
+    format!("{}\n--- prompts\n{:#?}\n--- sshd log\n{}", run.output(), askpass.prompts(), sshd.log_text())
+}
+
+/// The API paths the sandbox served, in order.
+pub fn api_calls(sandbox: &authy_sandbox::Sandbox) -> Vec<String> {
+    sandbox.requests().into_iter().map(|r| r.route_path).collect()
+}
+
 pub fn ssh(sshd: &Sshd, user: &str, key: &Path, askpass: &Askpass) -> Run {
     let mut command = Command::new("setsid");
     command
@@ -671,6 +689,13 @@ pub fn as_user<'a>(user: &'a str, program: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// `sudo -S -k sh -c 'echo E2E_LOGIN_$((6*7))'` as `user`, reading answers from `stdin`.
+/// `sudo -S` with `stdin` as the answers, for `test`, its time reported.
+pub fn timed_sudo(test: &str, pam_d: &Path, sudoers: &Path, user: &str, stdin: &str) -> Run {
+    let run = sudo_piped(pam_d, sudoers, user, stdin);
+    report_timing(test, "sudo -S", run.elapsed);
+    run
+}
+
 pub fn sudo_piped(pam_d: &Path, sudoers: &Path, user: &str, stdin: &str) -> Run {
     let argv = as_user(user, &["sudo", "-S", "-k", "sh", "-c", LOGIN_COMMAND]);
     run(in_namespace(&sudo_binds(pam_d, sudoers), &argv), stdin, Duration::from_secs(40))
