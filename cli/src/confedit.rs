@@ -32,12 +32,6 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
-/// Applies `change` to the config at `path` and replaces the file atomically. Nothing is
-/// written when `change` fails or when the result would not be a valid config.
-pub fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
-    ConfigLock::acquire(path)?.edit(change)
-}
-
 /// The exclusive right to change the config at `path`, held until dropped.
 pub struct ConfigLock {
     path: PathBuf,
@@ -80,7 +74,8 @@ impl ConfigLock {
         })
     }
 
-    /// Applies `change` to the config and replaces the file atomically (see [`edit`]).
+    /// Applies `change` to the config and replaces the file atomically. Nothing is written
+    /// when `change` fails or when the result would not be a valid config.
     pub fn edit<T>(&self, change: impl FnOnce(&mut DocumentMut) -> Result<T, String>) -> Result<T, String> {
         self.edit_users_file(&self.path, change)
     }

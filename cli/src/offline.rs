@@ -54,7 +54,10 @@ pub fn run(path: &Path, args: &OfflineArgs) -> Outcome {
     if let Some(png) = &args.png {
         write_png(png, &qr)?;
     }
-    let saved = confedit::edit(path, |doc| confedit::set_offline_secret(doc, &args.user, secret.expose()));
+    let file = support::mapping_file(&config, &args.user)?;
+    let saved = confedit::ConfigLock::acquire(path).and_then(|lock| {
+        lock.edit_users_file(&file, |doc| confedit::set_offline_secret(doc, &args.user, secret.expose()))
+    });
     if let Err(problem) = saved {
         if let Some(png) = &args.png {
             let _ = std::fs::remove_file(png);

@@ -239,3 +239,28 @@ fn a_symlinked_config_is_never_edited() {
     assert!(run.stderr.contains("is a symbolic link"), "{}", run.stderr);
     assert_eq!(dir.config_text(), original);
 }
+
+#[test]
+fn a_user_mapped_in_a_drop_in_gets_the_secret_in_that_drop_in_and_only_if_it_is_private() {
+    let (dir, _sandbox, original) = setup();
+    let users_d = dir.path().join("users.d");
+    std::fs::create_dir(&users_d).expect("mkdir users.d");
+    common::set_mode(&users_d, 0o755);
+    let open = dir.write("users.d/10-dev.toml", "[users]\ncarol = 42 # dev lead\n", 0o644);
+    let run = dir.cli("offline-enroll", &["carol"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stderr.contains("mode 0644 lets group or other read the offline secrets"), "{}", run.stderr);
+    assert!(run.stderr.contains(&open.display().to_string()), "names the drop-in: {}", run.stderr);
+    assert!(!run.stdout.contains("otpauth://"), "nothing shown for a secret not stored");
+    assert_eq!(std::fs::read_to_string(&open).expect("drop-in"), "[users]\ncarol = 42 # dev lead\n");
+
+    common::set_mode(&open, 0o600);
+    let run = dir.cli("offline-enroll", &["carol"]);
+    assert!(run.ok(), "{}", run.all());
+    let text = std::fs::read_to_string(&open).expect("drop-in");
+    assert!(text.starts_with("[users]\ncarol = { authy_id = 42, offline_secret = \""), "{text}");
+    assert!(text.ends_with("\" } # dev lead\n"), "{text}");
+    assert_eq!(mode_of(&open), 0o600);
+    assert_eq!(stored_secret(&dir, "carol").len(), 32);
+    assert_eq!(dir.config_text(), original);
+}
