@@ -14,7 +14,7 @@
 mod adversarial_support;
 mod common;
 
-use adversarial_support::{CHILD_ROLE, child_role, output_text};
+use adversarial_support::{CHILD_ROLE, child_role, one_test_args, output_text};
 use authy_sandbox::{Fault, FaultScope, PushScenario, PushStatus, Sandbox};
 use common::*;
 use pam_authy::backend::Token;
@@ -49,7 +49,7 @@ fn no_secret_reaches_syslog_at_any_level() {
         .args(["-m", "--propagation", "private", "sh", "-c", NAMESPACE_SCRIPT, "sh"])
         .arg(hostdev.path())
         .arg(exe)
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .args(one_test_args(CHILD_TEST))
         .env(CHILD_ROLE, "syslog")
         .output()
         .expect("unshare");

@@ -54,9 +54,14 @@ pub fn child_command(test: &str, role: &str, env: &[(&str, String)]) -> Command 
     command_of(&std::env::current_exe().expect("current_exe"), test, role, env)
 }
 
+/// The arguments that make a test binary run `test` alone, its output shown.
+pub fn one_test_args(test: &str) -> [&str; 4] {
+    ["--exact", test, "--nocapture", "--test-threads=1"]
+}
+
 fn command_of(exe: &Path, test: &str, role: &str, env: &[(&str, String)]) -> Command {
     let mut command = Command::new(exe);
-    command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ROLE, role);
+    command.args(one_test_args(test)).env(CHILD_ROLE, role);
     for (key, value) in env {
         command.env(key, value);
     }
