@@ -216,7 +216,8 @@ fn an_unreachable_api_follows_failmode_and_the_offline_fallback_exactly_as_authy
     let result = verify.login("svc", &mut answers(&["123456", ""]));
     assert_eq!(result.code, PAM_AUTHINFO_UNAVAIL, "{}", result.text());
     verify.config_at(&down, &verify.totp_only(), &format!("[auth]\nfailmode = \"safe\"\n{state}"));
-    let result = verify.login("svc", &mut answers(&["123456"]));
+    // Another code: the first stays claimed, as Verify may have accepted it.
+    let result = verify.login("svc", &mut answers(&["123457"]));
     assert_eq!(result.code, PAM_SUCCESS, "{}", result.text());
 }
 
@@ -244,7 +245,7 @@ fn nothing_a_verify_user_reads_names_authy() {
     transcript.push_str(&result.text());
     let with_offline = format!("{}, offline_secret = \"JBSWY3DPEHPK3PXPJBSWY3DP\"", verify.totp_only());
     verify.config_at(&down, &with_offline, &offline);
-    let result = verify.login("svc", &mut answers(&["123456", "000000"]));
+    let result = verify.login("svc", &mut answers(&["123457", "000000"]));
     transcript.push_str(&result.text());
     for expected in [
         "Verification code (or type sms, call or push): ",
@@ -287,9 +288,10 @@ fn lying_replies_and_transport_tricks_never_pass() {
         Fault::InvalidJson,
         Fault::Redirect(format!("{}/v2/elsewhere", verify.sandbox.url())),
     ];
-    for fault in faults {
+    // A code per fault: a code sent to a lying service stays claimed.
+    for (fault, code) in faults.into_iter().zip(123_456..) {
         verify.sandbox.set_fault(FaultScope::Verify, Some(fault.clone()));
-        let result = verify.login("svc", &mut answers(&["123456"]));
+        let result = verify.login("svc", &mut answers(&[&code.to_string()]));
         assert_eq!(result.code, PAM_AUTH_ERR, "{fault:?}: {}", result.text());
     }
     verify.sandbox.set_fault(FaultScope::Verify, None);

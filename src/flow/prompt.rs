@@ -143,8 +143,10 @@ impl Session<'_, '_> {
             return self.failed_try(REUSED);
         }
         let verdict = self.backend.verify_code(token);
+        // Only an answer that the code was not accepted frees it: after a timeout or an
+        // unreadable reply the service may have accepted it, and would accept it again.
         if let Some(tag) = &tag
-            && verdict != Ok(TokenVerdict::Valid)
+            && matches!(verdict, Ok(verdict) if verdict != TokenVerdict::Valid)
         {
             self.release_code(tag);
         }
@@ -177,7 +179,11 @@ impl Session<'_, '_> {
             }
         };
         let now = self.deps.clock.unix_time();
-        let until = now.saturating_add(crate::verify::replay::WINDOW.as_secs());
+        // The service may accept the code as late as the request's end, and its window may
+        // last a whole WINDOW from then.
+        let until = now
+            .saturating_add(crate::verify::replay::WINDOW.as_secs())
+            .saturating_add(self.config.api.timeout.as_secs());
         let mut claimed = false;
         match store.update(self.account, &mut |state| {
             claimed = state.claim_code(tag, now, until);
@@ -286,7 +292,7 @@ mod tests {
         let decision = run_full(&config, &args, &sudo_login(), &refused, &second, &store, &clock);
         assert_eq!(decision.outcome, Outcome::MaxTries);
         assert!(second.verified.borrow().is_empty(), "a reused code must not reach the API");
-        clock.advance(crate::verify::replay::WINDOW);
+        clock.advance(crate::verify::replay::WINDOW + config.api.timeout);
         let later = tagging_api(vec![Ok(TokenVerdict::Valid)]);
         let decision = run_full(&config, &args, &login("alice"), &steps, &later, &store, &clock);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token), "the claim ends with the window");
@@ -304,6 +310,57 @@ mod tests {
         let decision = run_full(&config, &args, &login("alice"), &steps, &api, &store, &clock);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         assert_eq!(store.get("alice").used_codes.len(), 1);
+    }
+
+    #[test]
+    fn a_tagged_code_stays_claimed_for_a_whole_window_after_the_slowest_request_accepted_it() {
+        let config = config("max_tries = 1");
+        let args = ModuleArgs::parse::<&str>(&[]).expect("args");
+        let store = MemoryStateStore::new();
+        let clock = std::sync::Arc::new(FakeClock::at_unix(1_700_000_000));
+        let first = ScriptedApi {
+            verify_takes: Some((clock.clone(), config.api.timeout)),
+            ..tagging_api(vec![Ok(TokenVerdict::Valid)])
+        };
+        let steps = [Step::Prompt("Authy token", "123456")];
+        let decision = run_full(&config, &args, &login("alice"), &steps, &first, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
+        // Accepted as the request ended: its window may last until now + WINDOW.
+        clock.advance(crate::verify::replay::WINDOW - std::time::Duration::from_secs(1));
+        let replay = tagging_api(vec![Ok(TokenVerdict::Valid)]);
+        let refused =
+            [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+        let decision = run_full(&config, &args, &login("alice"), &refused, &replay, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::MaxTries);
+        assert!(replay.verified.borrow().is_empty(), "a code still in its window reached the API again");
+        clock.advance(std::time::Duration::from_secs(1));
+        let decision = run_full(&config, &args, &login("alice"), &steps, &replay, &store, &clock);
+        assert_eq!(decision.outcome, Outcome::Verified(Factor::Token), "the claim ends with the window");
+    }
+
+    #[test]
+    fn a_tagged_code_the_api_may_have_accepted_stays_claimed() {
+        let config = config("max_tries = 1");
+        let args = ModuleArgs::parse::<&str>(&[]).expect("args");
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let steps = [Step::Prompt("Authy token", "123456")];
+        let unknown_fates = [
+            (ApiError::Unreachable("timed out".into()), vec![steps[0].clone(), Step::Prompt("cannot be reached", "")]),
+            (ApiError::Protocol("a reply cut short".into()), vec![steps[0].clone()]),
+            (ApiError::RateLimited("HTTP 429 error 20429".into()), vec![steps[0].clone(), Step::Error("Too many")]),
+        ];
+        for (error, said) in unknown_fates {
+            let store = MemoryStateStore::new();
+            let first = tagging_api(vec![Err(error.clone())]);
+            let _ = run_full(&config, &args, &login("alice"), &said, &first, &store, &clock);
+            assert_eq!(store.get("alice").used_codes.len(), 1, "{error:?}: claim released");
+            let replay = tagging_api(vec![Ok(TokenVerdict::Valid)]);
+            let refused =
+                [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+            let decision = run_full(&config, &args, &login("alice"), &refused, &replay, &store, &clock);
+            assert_eq!(decision.outcome, Outcome::MaxTries, "{error:?}");
+            assert!(replay.verified.borrow().is_empty(), "{error:?}: the code reached the API again");
+        }
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct ScriptedApi {
     pub replay_tags: bool,
     /// Speaks as a backend that is not Authy (Verify); Authy's words otherwise.
     pub neutral_words: bool,
+    /// Each code check moves this clock on by that much, as a slow request would.
+    pub verify_takes: Option<(std::sync::Arc<FakeClock>, std::time::Duration)>,
 }
 
 pub const ALL_WORDS: &[Word] = &[Word::Push, Word::Channel(Channel::Sms), Word::Channel(Channel::Call)];
@@ -93,6 +95,9 @@ impl Backend for &ScriptedApi {
     }
     fn verify_code(&mut self, token: &Token) -> Result<TokenVerdict, ApiError> {
         self.verified.borrow_mut().push(token.expose().to_owned());
+        if let Some((clock, duration)) = &self.verify_takes {
+            clock.advance(*duration);
+        }
         self.verdicts.borrow_mut().pop_front().expect("unexpected verify call")
     }
     fn replay_tag(&self, code: &Token) -> Option<String> {

@@ -116,6 +116,25 @@ fn a_claimed_code_is_refused_until_its_claim_expires_or_is_released() {
 }
 
 #[test]
+fn a_full_list_of_claims_refuses_every_new_code_until_the_oldest_claim_expires() {
+    // One claim every 4 s, each for 310 s: faster than any one factor can produce codes
+    // (at most one per 20 s step), as only logins in flight or killed mid-request would be.
+    let mut state = UserState::default();
+    let (start, lasts) = (1_000, 310);
+    for i in 0..MAX_USED_CODES as u64 {
+        assert!(state.claim_code(&format!("t{i}"), start + 4 * i, start + 4 * i + lasts));
+    }
+    let full_at = start + 4 * (MAX_USED_CODES as u64 - 1);
+    for now in [full_at, full_at + 1, start + lasts - 1] {
+        assert!(!state.claim_code("legitimate", now, now + lasts), "a full list must refuse, at {now}");
+        assert!(!state.claim_code("t0", now, now + lasts), "a claimed code must stay refused, at {now}");
+    }
+    assert_eq!(state.used_codes.len(), MAX_USED_CODES, "a refusal never drops a claim in force");
+    assert!(state.claim_code("legitimate", start + lasts, start + 2 * lasts), "the oldest claim's end makes room");
+    assert!(!state.claim_code("another", start + lasts, start + 2 * lasts), "one slot, not a reset");
+}
+
+#[test]
 fn a_state_file_of_an_earlier_version_reads_and_is_written_back_in_windows() {
     let mut old: UserState = serde_json::from_str(r#"{"last_offline_step":5,"failures":[],"grace":[]}"#).expect("old");
     assert!(old.used_codes.is_empty());

@@ -6,6 +6,17 @@
 //! have has passed. What is stored is a keyed hash (HMAC-SHA256 under the API key secret,
 //! which only root can read) of the factor and the code, never the code: a six-digit code
 //! hashed without a key would be found by trying all of them.
+//!
+//! The claim is taken before the request and lasts `WINDOW` plus `[api] timeout_secs`: the
+//! service accepts the code at the latest when the request ends, and the code's window
+//! cannot outlast that moment by more than `WINDOW`, whatever the factor's skew and time
+//! step (the module does not read them). A claim is released only when the service answered
+//! that it did not accept the code; after a timeout or an unreadable reply it may have, and
+//! the claim stays. At most `state::MAX_USED_CODES` (64) claims are kept per user; a full
+//! list refuses every new code (fail closed) until its oldest claim ends, within one claim's
+//! life. One factor cannot fill it: with time steps of at least 20 s it has at most about 20
+//! distinct codes in that time; only many logins in flight at once, or killed mid-request,
+//! can.
 
 use super::FactorSid;
 use crate::backend::Token;
@@ -13,7 +24,7 @@ use crate::secret::Secret;
 use std::time::Duration;
 
 /// The longest a Verify TOTP code can be accepted: `(2 * skew + 1) * time_step` with the
-/// largest values a factor may have (skew 2, time step 60 s).
+/// largest values a factor may have (skew 0 to 2, time step 20 to 60 s): 5 × 60 s.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The tag stored for `code` presented for `factor`: 32 hex digits.
