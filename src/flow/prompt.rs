@@ -272,6 +272,11 @@ mod tests {
         assert_eq!(sent, vec!["1234567"]);
     }
 
+    /// The last try of a login: `typed`, refused as a code already claimed.
+    fn refused_as_reused(typed: &Step) -> [Step; 2] {
+        [typed.clone(), Step::Error("That code was already used; wait for the next one. No tries left.")]
+    }
+
     fn tagging_api(verdicts: Vec<Result<TokenVerdict, ApiError>>) -> ScriptedApi {
         ScriptedApi { verdicts: RefCell::new(verdicts.into()), replay_tags: true, ..ScriptedApi::default() }
     }
@@ -287,8 +292,7 @@ mod tests {
         let decision = run_full(&config, &args, &login("alice"), &steps, &first, &store, &clock);
         assert_eq!(decision.outcome, Outcome::Verified(Factor::Token));
         let second = tagging_api(vec![]);
-        let refused =
-            [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+        let refused = refused_as_reused(&steps[0]);
         let decision = run_full(&config, &args, &sudo_login(), &refused, &second, &store, &clock);
         assert_eq!(decision.outcome, Outcome::MaxTries);
         assert!(second.verified.borrow().is_empty(), "a reused code must not reach the API");
@@ -328,8 +332,7 @@ mod tests {
         // Accepted as the request ended: its window may last until now + WINDOW.
         clock.advance(crate::verify::replay::WINDOW - std::time::Duration::from_secs(1));
         let replay = tagging_api(vec![Ok(TokenVerdict::Valid)]);
-        let refused =
-            [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+        let refused = refused_as_reused(&steps[0]);
         let decision = run_full(&config, &args, &login("alice"), &refused, &replay, &store, &clock);
         assert_eq!(decision.outcome, Outcome::MaxTries);
         assert!(replay.verified.borrow().is_empty(), "a code still in its window reached the API again");
@@ -355,8 +358,7 @@ mod tests {
             let _ = run_full(&config, &args, &login("alice"), &said, &first, &store, &clock);
             assert_eq!(store.get("alice").used_codes.len(), 1, "{error:?}: claim released");
             let replay = tagging_api(vec![Ok(TokenVerdict::Valid)]);
-            let refused =
-                [steps[0].clone(), Step::Error("That code was already used; wait for the next one. No tries left.")];
+            let refused = refused_as_reused(&steps[0]);
             let decision = run_full(&config, &args, &login("alice"), &refused, &replay, &store, &clock);
             assert_eq!(decision.outcome, Outcome::MaxTries, "{error:?}");
             assert!(replay.verified.borrow().is_empty(), "{error:?}: the code reached the API again");
