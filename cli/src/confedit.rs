@@ -15,9 +15,9 @@
 //! and our rename aborts ours.
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlinkat};
 use pam_authy::config::{Config, ConfigError, USERS_DIR, read_drop_in, users_dir};
 use pam_authy::secure_fs;
 use std::io::{Read, Write};
@@ -187,9 +187,9 @@ fn edit_locked<T>(
                     path.display()
                 ));
             }
-            temp.commit(dir, name, path, RenameFlags::empty())?;
+            temp.commit(dir, name, path, Commit::Replace)?;
         }
-        None => temp.commit(dir, name, path, RenameFlags::RENAME_NOREPLACE)?,
+        None => temp.commit(dir, name, path, Commit::CreateOnly)?,
     }
     let listing = openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| format!("{}: {}", dir_path.display(), e.desc()))?;
@@ -276,17 +276,33 @@ impl<'d> TempFile<'d> {
         file.sync_all().map_err(|e| format!("{}: fsync: {e}", self.path.display()))
     }
 
-    fn commit(mut self, dir: &OwnedFd, name: &Path, path: &Path, flags: RenameFlags) -> Result<(), String> {
+    fn commit(mut self, dir: &OwnedFd, name: &Path, path: &Path, how: Commit) -> Result<(), String> {
         self.fd = None;
-        renameat2(dir.as_fd(), self.name.as_str(), dir.as_fd(), name, flags).map_err(|e| match e {
+        let done = match how {
+            Commit::Replace => renameat(dir.as_fd(), self.name.as_str(), dir.as_fd(), name),
+            // A hard link fails when the name appeared meanwhile, as renameat2's
+            // RENAME_NOREPLACE would; that call is not in glibc 2.17, the portable build's
+            // floor. Drop then removes the temporary name.
+            Commit::CreateOnly => linkat(dir.as_fd(), self.name.as_str(), dir.as_fd(), name, AtFlags::empty()),
+        };
+        done.map_err(|e| match e {
             Errno::EEXIST => {
                 format!("{}: created by someone else while editing; nothing written, try again", path.display())
             }
             e => format!("{}: rename: {}", path.display(), e.desc()),
         })?;
-        self.committed = true;
+        self.committed = how == Commit::Replace;
         Ok(())
     }
+}
+
+/// How a finished temporary file takes its name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Over the file read at the start (its version was checked just before).
+    Replace,
+    /// A new file, refused when one appeared meanwhile.
+    CreateOnly,
 }
 
 impl Drop for TempFile<'_> {
@@ -555,5 +571,29 @@ mod tests {
             d.to_string(),
             "[users]\nalice = { authy_id = 1, offline_secret = \"AAAA\" }\n[users.bob]\nauthy_id = 2\noffline_secret = \"BBBB\" # old\n"
         );
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_that_appeared_while_it_was_written() {
+        let dir_path = tempfile::tempdir().expect("tempdir");
+        let dir = std::fs::File::open(dir_path.path()).map(OwnedFd::from).expect("open dir");
+        let name = Path::new("team.toml");
+        let target = dir_path.path().join(name);
+        let temp = TempFile::create(&dir, dir_path.path(), name).expect("temp");
+        temp.write("[users]\nbob = 2\n", None).expect("write");
+        std::fs::write(&target, "[users]\nalice = 1\n").expect("the other writer");
+        let error = temp.commit(&dir, name, &target, Commit::CreateOnly).expect_err("must refuse");
+        assert!(error.contains("created by someone else"), "{error}");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "[users]\nalice = 1\n");
+        let left: Vec<_> = std::fs::read_dir(dir_path.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("team.toml")], "the temporary file is gone");
+
+        std::fs::remove_file(&target).expect("rm");
+        let temp = TempFile::create(&dir, dir_path.path(), name).expect("temp");
+        temp.write("[users]\nbob = 2\n", None).expect("write");
+        temp.commit(&dir, name, &target, Commit::CreateOnly).expect("a free name is taken");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "[users]\nbob = 2\n");
+        let left: Vec<_> = std::fs::read_dir(dir_path.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("team.toml")], "only the new file, no temporary name");
     }
 }
